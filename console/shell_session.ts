@@ -1,0 +1,450 @@
+/**
+ * Running commands in the guest over its serial console.
+ *
+ * Nothing here matches prompts to decide that a command has finished.
+ * Instead:
+ *
+ * 1. Reaching a shell: answer login, password and "press Enter" prompts,
+ *    and otherwise send a probe (`echo VMR''RDY<nonce>`) whose reply differs
+ *    from its echo, until the reply comes back.
+ * 2. Setting up once: the terminal stops echoing and processing output,
+ *    kernel messages are kept off the console, and a plain non-interactive
+ *    shell loop takes over reading lines, so no prompt, line editor or
+ *    bracketed-paste sequence appears again.
+ * 3. Each command runs between markers the guest prints (see
+ *    `framing.ts`), with its exit status on the end marker and its stdin
+ *    from /dev/null unless input is supplied. Input and long or unusual
+ *    command text travel base64-encoded in lines the guest acknowledges, so
+ *    the guest's line limits and input buffer never overflow.
+ *
+ * @module
+ */
+
+import { encodeBase64 } from "./base64.ts";
+import { type ConsoleChannel, readableText } from "./channel.ts";
+import {
+  FrameScanner,
+  KernelMessageFilter,
+  newNonce,
+  printMarker,
+} from "./framing.ts";
+
+/** How to log in when the guest asks. */
+export interface Credentials {
+  /** The account; `root` when not given. */
+  user?: string;
+  /** The password, if the account has one. Never logged. */
+  password?: string;
+}
+
+/** Options of {@linkcode ShellSession}. */
+export interface ShellSessionOptions {
+  /** Used when the console shows a login prompt. */
+  credentials?: Credentials;
+  /** How long to wait for a usable shell; default 120 s. */
+  readyTimeoutMs?: number;
+  /** Receives notes for the user, such as kernel messages removed. */
+  warn?: (message: string) => void;
+  /** Receives progress details for `-debug` style logs. */
+  debug?: (message: string) => void;
+}
+
+/** Where a command's output goes and where its input comes from. */
+export interface RunOptions {
+  /** Receives the command's output (stdout and stderr, merged). */
+  output: (bytes: Uint8Array) => void;
+  /** The command's stdin; /dev/null when absent. Read until it ends. */
+  input?: ReadableStream<Uint8Array>;
+  /** Aborting interrupts the guest command, as Ctrl+C would. */
+  signal?: AbortSignal;
+}
+
+/** A failure to reach or use the guest's shell. */
+export class ConsoleError extends Error {
+  override name = "ConsoleError";
+  /** The last console lines, for context. */
+  readonly consoleTail: string;
+
+  constructor(message: string, consoleTail: string, options?: ErrorOptions) {
+    super(
+      consoleTail === ""
+        ? `${message}\nThe console showed nothing.`
+        : `${message}\nLast console lines:\n${indent(consoleTail)}`,
+      options,
+    );
+    this.consoleTail = consoleTail;
+  }
+}
+
+function indent(text: string): string {
+  return text.split("\n").map((line) => `  | ${line}`).join("\n");
+}
+
+/** Exit status reported for a command interrupted from the host. */
+export const INTERRUPTED_STATUS = 130;
+
+/** Longest command line sent as is; longer ones are transferred. */
+const MAX_INLINE_COMMAND = 900;
+/** Input bytes per transfer line: 57 bytes make 76 base64 characters. */
+const TRANSFER_CHUNK = 57;
+/** Transfer lines the guest acknowledges at a time. */
+const ACK_EVERY = 8;
+/** Transfer lines in flight: stays well inside the tty's 4 KiB buffer. */
+const TRANSFER_WINDOW = 2 * ACK_EVERY;
+
+/** Quiet time before answering a prompt or probing, in ms. */
+const SETTLE_MS = 300;
+/** Time between probes while the console is quiet. */
+const PROBE_INTERVAL_MS = 1500;
+/** Probe even through continuous output after this long. */
+const PROBE_ANYWAY_MS = 4000;
+/** How long a set-up round trip may take. */
+const SYNC_TIMEOUT_MS = 15_000;
+/** How long an interrupted command gets to report its status. */
+const INTERRUPT_GRACE_MS = 3000;
+
+const LOGIN_PROMPT = /(?:^|\n)(?!Last (?:failed )?login)[^\n]*login: *$/;
+const PASSWORD_PROMPT = /[Pp]assword: *$/;
+const ASK_FIRST = /Please press Enter to activate this console\. *$/;
+const LOGIN_INCORRECT = /Login incorrect/;
+
+/**
+ * The guest-side shell program that reads and runs our lines. `trap : INT`
+ * lets Ctrl+C end the running command but not the loop; a `read` that a
+ * signal interrupted is retried, anything else ends the loop.
+ */
+const LOOP = 'trap : INT; while :; do if IFS= read -r l; then eval "$l"; ' +
+  "else [ $? -gt 128 ] || break; fi; done";
+
+/**
+ * `__vmr_in NONCE` copies transfer lines from the console to its stdout,
+ * decoded: each line is `#` and base64, a lone `#` ends the transfer. The
+ * `#` makes a stray line a comment should the loop ever read it. Every
+ * `ACK_EVERY` lines it prints an acknowledgement marker to the console.
+ */
+const INPUT_FUNCTION = "__vmr_in() { while IFS= read -r __d; do " +
+  "case $__d in '#') break;; '#'*) printf '%s\\n' \"${__d#?}\"; " +
+  `__n=$((__n+1)); [ $((__n%${ACK_EVERY})) -ne 0 ] || ` +
+  `${printMarker("$1", "a", "$__n")} >&2;; esac; done | base64 -d; }`;
+
+/** A shell on the guest's console, ready to run commands. */
+export class ShellSession {
+  readonly #channel: ConsoleChannel;
+  readonly #options: ShellSessionOptions;
+  #ready = false;
+  #busy = false;
+
+  constructor(channel: ConsoleChannel, options: ShellSessionOptions = {}) {
+    this.#channel = channel;
+    this.#options = options;
+  }
+
+  /** Whether the command loop is known to be running. */
+  get isReady(): boolean {
+    return this.#ready;
+  }
+
+  /**
+   * Reaches a shell and sets it up for commands. Does nothing if that is
+   * already done.
+   */
+  async ready(signal?: AbortSignal): Promise<void> {
+    if (this.#ready) return;
+    const deadline = Date.now() + (this.#options.readyTimeoutMs ?? 120_000);
+    for (let attempt = 1;; attempt++) {
+      await this.reachShell(deadline, signal);
+      this.#debug("shell reached; setting up the terminal");
+      await this.#channel.write(
+        "stty -echo -icanon -opost -ixon min 1 time 0 2>/dev/null; " +
+          "dmesg -n 1 2>/dev/null; TERM=dumb sh -c " +
+          `'${LOOP}'\r`,
+      );
+      if (await this.#sync(Math.min(SYNC_TIMEOUT_MS, deadline - Date.now()))) {
+        this.#ready = true;
+        return;
+      }
+      if (attempt >= 3 || Date.now() >= deadline) {
+        throw new ConsoleError(
+          "The guest's shell did not take the command loop",
+          this.#channel.tail(),
+        );
+      }
+      this.#debug("set-up did not answer; probing again");
+    }
+  }
+
+  /**
+   * Waits until a shell answers a probe, logging in on the way if asked.
+   * Leaves the shell as it is; {@linkcode ShellSession.ready} sets it up.
+   */
+  async reachShell(deadline: number, signal?: AbortSignal): Promise<void> {
+    const nonce = newNonce();
+    const reply = `VMRRDY${nonce}`;
+    const probe = `echo VMR''RDY${nonce}\r`;
+    const { user = "root", password } = this.#options.credentials ?? {};
+    let text = "";
+    let wake: () => void = () => {};
+    const stop = this.#channel.listen((chunk) => {
+      text = (text + readableText(chunk)).slice(-4096);
+      wake();
+    });
+    let lastProbe = 0;
+    let logins = 0;
+    try {
+      while (!text.includes(reply)) {
+        signal?.throwIfAborted();
+        if (this.#channel.isEnded) {
+          throw new ConsoleError(
+            "The console closed before a shell answered",
+            this.#channel.tail(),
+          );
+        }
+        const now = Date.now();
+        if (now >= deadline) {
+          throw new ConsoleError(
+            "No shell answered on the console in time. Check that the " +
+              "kernel command line has console=ttyS0 and that the guest " +
+              "starts a shell or a login prompt there",
+            this.#channel.tail(),
+          );
+        }
+        const quiet = now - this.#channel.lastDataAt >= SETTLE_MS;
+        if (quiet && ASK_FIRST.test(text)) {
+          this.#debug("answering the activation prompt");
+          text = "";
+          await this.#channel.write("\r");
+        } else if (quiet && PASSWORD_PROMPT.test(text)) {
+          if (password === undefined) {
+            throw new ConsoleError(
+              `The guest asks for the password of "${user}". Pass ` +
+                "--password, or set VMRUNNER_PASSWORD",
+              this.#channel.tail(),
+            );
+          }
+          this.#debug("sending the password");
+          text = "";
+          await this.#channel.write(`${password}\r`);
+        } else if (quiet && LOGIN_PROMPT.test(text)) {
+          if (++logins > 3 || (logins > 1 && LOGIN_INCORRECT.test(text))) {
+            throw new ConsoleError(
+              `The guest did not accept the login of "${user}". Check ` +
+                "--user and --password (or VMRUNNER_USER and " +
+                "VMRUNNER_PASSWORD)",
+              this.#channel.tail(),
+            );
+          }
+          this.#debug(`logging in as ${user}`);
+          text = "";
+          await this.#channel.write(`${user}\r`);
+        } else if (
+          (quiet && now - lastProbe >= PROBE_INTERVAL_MS) ||
+          now - lastProbe >= PROBE_ANYWAY_MS
+        ) {
+          lastProbe = now;
+          await this.#channel.write(probe);
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 100);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      stop();
+    }
+  }
+
+  /**
+   * Runs a shell command line in the guest and returns its exit status.
+   * The command runs in a subshell: `cd` or variables do not carry over to
+   * the next command.
+   */
+  async run(command: string, options: RunOptions): Promise<number> {
+    if (this.#busy) {
+      throw new Error("Cannot run two commands at once on one console");
+    }
+    this.#busy = true;
+    try {
+      await this.ready(options.signal);
+      return await this.#run(command, options);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #run(command: string, options: RunOptions): Promise<number> {
+    const nonce = newNonce();
+    const inline = command.length <= MAX_INLINE_COMMAND &&
+      isPlainLine(command);
+    const script = inline ? command : 'eval "$__s"';
+    const stdin = options.input ? `__vmr_in ${nonce} |` : "";
+    const redirect = options.input ? "" : " </dev/null";
+    const line = "__n=0; " +
+      (inline ? "" : `__s=$(__vmr_in ${nonce}); `) +
+      `${printMarker(nonce, "b")}; ${stdin} ( ${script} )${redirect}; ` +
+      `${printMarker(nonce, "e", '"$?"')}\n`;
+
+    const kernel = new KernelMessageFilter();
+    const frame = new FrameScanner(nonce);
+    let acked = 0;
+    let status: number | undefined;
+    // Wakes everything waiting for the stream to move on.
+    let waiting: (() => void)[] = [];
+    const notify = () => {
+      const wake = waiting;
+      waiting = [];
+      for (const resolve of wake) resolve();
+    };
+    const changed = () => new Promise<void>((resolve) => waiting.push(resolve));
+    const stop = this.#channel.listen((chunk) => {
+      const { data, messages } = kernel.push(chunk);
+      for (const message of messages) {
+        this.#options.warn?.(`guest kernel: ${message.trim()}`);
+      }
+      for (const event of frame.push(data)) {
+        if (event.kind === "output") options.output(event.bytes);
+        else if (event.kind === "ack") acked = event.count;
+        else if (event.kind === "end") status = event.status;
+      }
+      notify();
+    });
+
+    let interrupted = false;
+    const interrupt = () => {
+      interrupted = true;
+      notify();
+      this.#channel.write("\x03").catch(() => {});
+    };
+    options.signal?.addEventListener("abort", interrupt, { once: true });
+    const input = options.input?.getReader();
+    try {
+      if (options.signal?.aborted) interrupt();
+      await this.#channel.write(line);
+      // Input goes on in the background: the command may end, or be
+      // interrupted, before it has read everything.
+      let sent = 0;
+      const finished = () =>
+        status !== undefined || interrupted || this.#channel.isEnded;
+      const send = async (lines: AsyncIterable<string>) => {
+        for await (const transferLine of lines) {
+          while (sent - acked >= TRANSFER_WINDOW && !finished()) {
+            await changed();
+          }
+          if (finished()) return;
+          await this.#channel.write(transferLine);
+          sent++;
+        }
+        if (!finished()) await this.#channel.write("#\n");
+      };
+      const sending = (async () => {
+        if (!inline) await send(transferLines(bytesOf(command)));
+        if (input) await send(transferLines(chunksOf(input)));
+      })().catch((error) => {
+        this.#options.warn?.(`Cannot pass input to the guest: ${error}`);
+      });
+
+      let graceEnds = Infinity;
+      while (status === undefined) {
+        if (this.#channel.isEnded) {
+          throw new ConsoleError(
+            "The console closed while the command was running",
+            this.#channel.tail(),
+          );
+        }
+        if (interrupted) {
+          graceEnds = Math.min(graceEnds, Date.now() + INTERRUPT_GRACE_MS);
+          if (Date.now() >= graceEnds) {
+            // The loop did not report back; set it up again next time.
+            this.#ready = false;
+            return INTERRUPTED_STATUS;
+          }
+        }
+        await Promise.race([changed(), delay(200)]);
+      }
+      await input?.cancel();
+      await sending;
+      return status;
+    } finally {
+      options.signal?.removeEventListener("abort", interrupt);
+      input?.releaseLock();
+      stop();
+    }
+  }
+
+  async #sync(timeoutMs: number): Promise<boolean> {
+    const nonce = newNonce();
+    const expected = `@@vmr:${nonce}:s@@`;
+    let text = "";
+    let seen!: () => void;
+    const arrived = new Promise<void>((resolve) => (seen = resolve));
+    const stop = this.#channel.listen((chunk) => {
+      text = (text + readableText(chunk)).slice(-4096);
+      if (text.includes(expected)) seen();
+    });
+    try {
+      await this.#channel.write(
+        `${INPUT_FUNCTION}; ${printMarker(nonce, "s")}\n`,
+      );
+      return await Promise.race([
+        arrived.then(() => true),
+        delay(timeoutMs).then(() => false),
+      ]);
+    } finally {
+      stop();
+    }
+  }
+
+  #debug(message: string) {
+    this.#options.debug?.(message);
+  }
+}
+
+/** Whether text can travel as one line the guest's shell reads as typed. */
+function isPlainLine(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return false;
+  }
+  return true;
+}
+
+async function* bytesOf(text: string): AsyncIterable<Uint8Array> {
+  yield new TextEncoder().encode(text);
+}
+
+async function* chunksOf(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield value;
+  }
+}
+
+/** Splits a byte stream into `#`-prefixed base64 lines. */
+async function* transferLines(
+  source: AsyncIterable<Uint8Array>,
+): AsyncIterable<string> {
+  let pending = new Uint8Array(0);
+  for await (const chunk of source) {
+    const joined = new Uint8Array(pending.length + chunk.length);
+    joined.set(pending);
+    joined.set(chunk, pending.length);
+    let offset = 0;
+    while (joined.length - offset >= TRANSFER_CHUNK) {
+      yield `#${
+        encodeBase64(joined.subarray(offset, offset + TRANSFER_CHUNK))
+      }\n`;
+      offset += TRANSFER_CHUNK;
+    }
+    pending = joined.slice(offset);
+  }
+  if (pending.length > 0) yield `#${encodeBase64(pending)}\n`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

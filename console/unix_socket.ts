@@ -1,0 +1,83 @@
+/**
+ * The console transport outside Windows: the Unix socket that stands in for
+ * the VM's named pipe (see `pipe_name.ts`).
+ *
+ * @module
+ */
+
+import type { ConsoleTransport } from "./transport.ts";
+
+/** Options of {@linkcode connectUnixSocket}. */
+export interface ConnectOptions {
+  /** Keep trying this long for the socket to appear; default 30 s. */
+  timeoutMs?: number;
+  /** Time between attempts; default 100 ms. */
+  retryMs?: number;
+  /** Stops the attempts. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Connects to the socket at `path`, retrying while it does not exist yet or
+ * refuses connections, as a VM's pipe appears only once the VM starts.
+ */
+export async function connectUnixSocket(
+  path: string,
+  options: ConnectOptions = {},
+): Promise<ConsoleTransport> {
+  const { timeoutMs = 30_000, retryMs = 100, signal } = options;
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    signal?.throwIfAborted();
+    try {
+      const conn = await Deno.connect({ transport: "unix", path });
+      return fromConnection(conn);
+    } catch (error) {
+      const retriable = error instanceof Deno.errors.NotFound ||
+        error instanceof Deno.errors.ConnectionRefused;
+      if (!retriable) throw error;
+      if (Date.now() >= deadline) {
+        throw new Deno.errors.TimedOut(
+          `Cannot connect to the console socket ${path}: it did not ` +
+            `accept a connection within ${timeoutMs / 1000} s`,
+        );
+      }
+    }
+    await abortableDelay(retryMs, signal);
+  }
+}
+
+function fromConnection(conn: Deno.UnixConn): ConsoleTransport {
+  let closed = false;
+  return {
+    readable: conn.readable,
+    writable: conn.writable,
+    close() {
+      if (!closed) {
+        closed = true;
+        try {
+          conn.close();
+        } catch (error) {
+          // The streams may have closed the connection already.
+          if (!(error instanceof Deno.errors.BadResource)) throw error;
+        }
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }
+    function abort() {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}
