@@ -92,7 +92,7 @@ Deno.test("KernelMessageFilter removes kernel lines, also inside a marker", () =
     assert.equal(text(output), "output\n", `chunk size ${size}`);
     assert.equal(status, 3);
     assert.equal(kernelLines.length, 2);
-    assert.match(kernelLines[0], /^\[   31\.811978\] WARNING/);
+    assert.match(kernelLines[0], /^\[ {3}31\.811978\] WARNING/);
   }
 });
 
