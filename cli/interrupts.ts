@@ -72,6 +72,7 @@ export class Interrupts implements Disposable {
 
 /** The reason an interrupted run was aborted. */
 export class Interrupted extends Error {
+  /** Always `"Interrupted"`. */
   override name = "Interrupted";
   /** The exit status this interrupt leads to. */
   readonly status: number;

@@ -68,6 +68,7 @@ export type Request = RunRequest | ListRequest | KillRequest | DoneRequest;
 
 /** A command line that cannot be run; the message says why. */
 export class UsageError extends Error {
+  /** Always `"UsageError"`. */
   override name = "UsageError";
 }
 

@@ -47,6 +47,7 @@ export class ConsoleChannel {
   #isEnded = false;
   #endError: unknown;
 
+  /** Starts reading `transport` at once. */
   constructor(
     transport: ConsoleTransport,
     options: ConsoleChannelOptions = {},

@@ -61,10 +61,12 @@ export interface RunOptions {
 
 /** A failure to reach or use the guest's shell. */
 export class ConsoleError extends Error {
+  /** Always `"ConsoleError"`. */
   override name = "ConsoleError";
   /** The last console lines, for context. */
   readonly consoleTail: string;
 
+  /** Adds the console's last lines to `message`. */
   constructor(message: string, consoleTail: string, options?: ErrorOptions) {
     super(
       consoleTail === ""
@@ -134,6 +136,7 @@ export class ShellSession {
   #ready = false;
   #busy = false;
 
+  /** Uses `channel`; nothing is sent until the first command. */
   constructor(channel: ConsoleChannel, options: ShellSessionOptions = {}) {
     this.#channel = channel;
     this.#options = options;

@@ -24,44 +24,85 @@ const Attachment = z.strictObject({
   ReadOnly: z.boolean().optional(),
 });
 
-/** The schema of the documents vmrunner sends (a subset of schema 2). */
-export const ComputeSystemDocument = z.strictObject({
-  Owner: z.string().min(1),
-  SchemaVersion: z.strictObject({
-    Major: z.literal(2),
-    Minor: z.number().int().min(1),
-  }),
-  ShouldTerminateOnLastHandleClosed: z.boolean(),
-  VirtualMachine: z.strictObject({
-    StopOnReset: z.boolean(),
-    Chipset: z.strictObject({
-      LinuxKernelDirect: z.strictObject({
-        KernelFilePath: HostPath,
-        InitRdPath: HostPath.optional(),
-        KernelCmdLine: z.string(),
-      }),
-    }),
-    ComputeTopology: z.strictObject({
-      Memory: z.strictObject({
-        SizeInMB: z.number().int().positive().multipleOf(2),
-      }),
-      Processor: z.strictObject({ Count: z.number().int().positive() }),
-    }),
-    Devices: z.strictObject({
-      Scsi: z.record(
-        z.string(),
-        z.strictObject({ Attachments: z.record(z.string(), Attachment) }),
-      ),
-      ComPorts: z.record(
-        z.string(),
-        z.strictObject({ NamedPipe: z.string().startsWith("\\\\.\\pipe\\") }),
-      ),
-    }),
-  }),
-});
+/** A virtual disk attached to a SCSI controller. */
+export interface ScsiAttachment {
+  /** Always `VirtualDisk`. */
+  Type: "VirtualDisk";
+  /** The VHD or VHDX on the host. */
+  Path: string;
+  /** Attach without write access. */
+  ReadOnly?: boolean;
+}
 
-/** A document as vmrunner builds it. */
-export type ComputeSystemDocument = z.infer<typeof ComputeSystemDocument>;
+/** The schema-2 document vmrunner sends (the subset it uses). */
+export interface ComputeSystemDocument {
+  /** Shown by `vmrunner list` and hcsdiag. */
+  Owner: string;
+  /** 2.1 */
+  SchemaVersion: { Major: 2; Minor: number };
+  /** End the VM when its last handle closes, e.g. when vmrunner dies. */
+  ShouldTerminateOnLastHandleClosed: boolean;
+  /** The VM. */
+  VirtualMachine: {
+    /** Treat a guest reset as a stop. */
+    StopOnReset: boolean;
+    /** Boot a Linux kernel directly. */
+    Chipset: {
+      LinuxKernelDirect: {
+        KernelFilePath: string;
+        InitRdPath?: string;
+        KernelCmdLine: string;
+      };
+    };
+    /** Memory and processors. */
+    ComputeTopology: {
+      Memory: { SizeInMB: number };
+      Processor: { Count: number };
+    };
+    /** Disks by controller and LUN, and COM ports by number ("0" = COM1). */
+    Devices: {
+      Scsi: Record<string, { Attachments: Record<string, ScsiAttachment> }>;
+      ComPorts: Record<string, { NamedPipe: string }>;
+    };
+  };
+}
+
+/** Checks a {@linkcode ComputeSystemDocument} before HCS sees it. */
+export const documentSchema: z.ZodType<ComputeSystemDocument> = z
+  .strictObject({
+    Owner: z.string().min(1),
+    SchemaVersion: z.strictObject({
+      Major: z.literal(2),
+      Minor: z.number().int().min(1),
+    }),
+    ShouldTerminateOnLastHandleClosed: z.boolean(),
+    VirtualMachine: z.strictObject({
+      StopOnReset: z.boolean(),
+      Chipset: z.strictObject({
+        LinuxKernelDirect: z.strictObject({
+          KernelFilePath: HostPath,
+          InitRdPath: HostPath.optional(),
+          KernelCmdLine: z.string(),
+        }),
+      }),
+      ComputeTopology: z.strictObject({
+        Memory: z.strictObject({
+          SizeInMB: z.number().int().positive().multipleOf(2),
+        }),
+        Processor: z.strictObject({ Count: z.number().int().positive() }),
+      }),
+      Devices: z.strictObject({
+        Scsi: z.record(
+          z.string(),
+          z.strictObject({ Attachments: z.record(z.string(), Attachment) }),
+        ),
+        ComPorts: z.record(
+          z.string(),
+          z.strictObject({ NamedPipe: z.string().startsWith("\\\\.\\pipe\\") }),
+        ),
+      }),
+    }),
+  });
 
 /** What a VM is made of. Paths must already be absolute. */
 export interface VmDocumentSettings {
@@ -94,7 +135,7 @@ export interface VmDocumentSettings {
 export function vmDocument(
   settings: VmDocumentSettings,
 ): ComputeSystemDocument {
-  return ComputeSystemDocument.parse({
+  return documentSchema.parse({
     Owner: settings.owner,
     SchemaVersion: SCHEMA_VERSION,
     // A VM whose creator dies (even by SIGKILL) must not linger.

@@ -44,6 +44,7 @@ export interface HcsErrorInit {
  * HRESULT and its meaning, HCS's error events, and what to try.
  */
 export class HcsError extends Error {
+  /** Always `"HcsError"`. */
   override name = "HcsError";
   /** The export that failed, e.g. `HcsStartComputeSystem`. */
   readonly operation: string;
@@ -56,6 +57,7 @@ export class HcsError extends Error {
   /** A suggestion for the user, if there is one. */
   readonly hint: string | undefined;
 
+  /** Builds the error and its message from what HCS reported. */
   constructor(init: HcsErrorInit) {
     const hint = hresultHint(init.hresult, init.id);
     super(formatMessage(init, hint), { cause: init.cause });

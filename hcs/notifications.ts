@@ -62,6 +62,7 @@ const STICKY = new Set<number>([
 
 /** Why {@linkcode NotificationInbox.wait} gave up. */
 export class WaitAbandonedError extends Error {
+  /** Always `"WaitAbandonedError"`. */
   override name = "WaitAbandonedError";
   /** `"timeout"`, `"closed"` or `"aborted"`. */
   readonly reason: "timeout" | "closed" | "aborted";

@@ -31,6 +31,7 @@ export interface ImageChoice {
 
 /** A file of the image is missing or unreadable. */
 export class ImageError extends Error {
+  /** Always `"ImageError"`. */
   override name = "ImageError";
 }
 

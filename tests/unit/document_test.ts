@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ComputeSystemDocument, vmDocument } from "../../hcs/document.ts";
+import { documentSchema, vmDocument } from "../../hcs/document.ts";
 
 const settings = {
   owner: "vmrunner",
@@ -75,12 +75,12 @@ Deno.test("vmDocument() rejects relative paths and bad counts", () => {
   assert.throws(() => vmDocument({ ...settings, consolePipe: "COM1" }));
 });
 
-Deno.test("ComputeSystemDocument accepts POSIX paths for the simulator", () => {
+Deno.test("documentSchema accepts POSIX paths for the simulator", () => {
   const document = vmDocument({
     ...settings,
     kernel: "/work/vm-image/vmlinuz",
     initrd: "/work/vm-image/initrd",
     rootfs: "/work/vm-image/rootfs.vhdx",
   });
-  assert.ok(ComputeSystemDocument.safeParse(document).success);
+  assert.ok(documentSchema.safeParse(document).success);
 });
