@@ -37,6 +37,11 @@ export interface HcsOptions {
   library?: Vmcompute;
   /** Overrides of {@linkcode DEFAULT_TIMEOUTS}. */
   timeouts?: Partial<HcsTimeouts>;
+  /**
+   * Stops waiting for creation to complete; the half-made system is then
+   * terminated and closed, and the signal's reason thrown.
+   */
+  signal?: AbortSignal;
 }
 
 /** How a compute system ended, from its `SystemExited` notification. */
@@ -147,6 +152,7 @@ export class ComputeSystem implements AsyncDisposable {
           "HcsCreateComputeSystem",
           NOTIFICATION.SystemCreateCompleted,
           timeouts.createMs,
+          options.signal,
         );
       }
     } catch (error) {
@@ -279,12 +285,17 @@ export class ComputeSystem implements AsyncDisposable {
     }
   }
 
-  /** Starts the system and waits until HCS reports it started. */
-  async start(): Promise<void> {
+  /**
+   * Starts the system and waits until HCS reports it started. Aborting
+   * `signal` stops the wait (the system may still start) and throws the
+   * signal's reason.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
     await this.#operation(
       "HcsStartComputeSystem",
       NOTIFICATION.SystemStartCompleted,
       this.#timeouts.startMs,
+      signal,
       (result) =>
         this.#lib.symbols.HcsStartComputeSystem(
           this.#live("HcsStartComputeSystem"),
@@ -300,6 +311,7 @@ export class ComputeSystem implements AsyncDisposable {
       "HcsPauseComputeSystem",
       NOTIFICATION.SystemPauseCompleted,
       this.#timeouts.callMs,
+      undefined,
       (result) =>
         this.#lib.symbols.HcsPauseComputeSystem(
           this.#live("HcsPauseComputeSystem"),
@@ -315,6 +327,7 @@ export class ComputeSystem implements AsyncDisposable {
       "HcsResumeComputeSystem",
       NOTIFICATION.SystemResumeCompleted,
       this.#timeouts.callMs,
+      undefined,
       (result) =>
         this.#lib.symbols.HcsResumeComputeSystem(
           this.#live("HcsResumeComputeSystem"),
@@ -373,6 +386,7 @@ export class ComputeSystem implements AsyncDisposable {
       "HcsGetComputeSystemProperties",
       undefined,
       this.#timeouts.callMs,
+      undefined,
       async (result) => {
         const hr = await this.#lib.symbols.HcsGetComputeSystemProperties(
           this.#live("HcsGetComputeSystemProperties"),
@@ -474,6 +488,7 @@ export class ComputeSystem implements AsyncDisposable {
     operation: string,
     expected: number | undefined,
     timeoutMs: number,
+    signal: AbortSignal | undefined,
     call: RawCall,
   ): Promise<void> {
     const started = Date.now();
@@ -490,6 +505,7 @@ export class ComputeSystem implements AsyncDisposable {
         operation,
         expected,
         Math.max(0, timeoutMs - (Date.now() - started)),
+        signal,
       );
       return;
     }
@@ -507,11 +523,13 @@ export class ComputeSystem implements AsyncDisposable {
     operation: string,
     expected: number,
     timeoutMs: number,
+    signal?: AbortSignal,
   ): Promise<void> {
     let notification: Notification;
     try {
-      notification = await this.#inbox.wait([expected], { timeoutMs });
+      notification = await this.#inbox.wait([expected], { timeoutMs, signal });
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       throw new HcsError({
         operation,
         id: this.id,

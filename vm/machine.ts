@@ -157,7 +157,7 @@ export class Machine implements AsyncDisposable {
       transport = connectConsole(pipe, { signal: connecting.signal });
       transport.catch(() => {});
       options.debug?.(`starting ${id}`);
-      await system.start();
+      await system.start(options.signal);
       options.signal?.throwIfAborted();
       const channel = new ConsoleChannel(
         await raceExit(system, transport, options.signal),

@@ -1,0 +1,92 @@
+/**
+ * Running vmrunner as a user would, against the test bed: the simulator
+ * (found through LD_LIBRARY_PATH, as `deno task start` sets it) and the
+ * image built by `deno task image`.
+ *
+ * @module
+ */
+
+import { summarizeTrace, type TraceSummary } from "../hcs-sim/trace.ts";
+
+export const ROOT = new URL("../..", import.meta.url).pathname;
+
+/** vmrunner's permissions on Linux, as `deno task start` grants them. */
+export const PERMISSIONS = [
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-sys=systemMemoryInfo",
+];
+
+/** What a vmrunner process did. */
+export interface RunResult {
+  code: number;
+  stdout: Uint8Array;
+  stderr: string;
+  /** The simulator's trace of every HCS call the process made. */
+  trace: TraceSummary;
+}
+
+/** Options of {@linkcode vmrunner}. */
+export interface VmrunnerOptions {
+  /** Bytes for stdin; stdin is /dev/null when absent. */
+  stdin?: Uint8Array;
+  /** Extra environment. */
+  env?: Record<string, string>;
+  /** Called with the child once it runs (to signal it, say). */
+  onSpawn?: (child: Deno.ChildProcess) => void;
+}
+
+/** Runs `deno run main.ts ...args` and collects what it did. */
+export async function vmrunner(
+  args: string[],
+  options: VmrunnerOptions = {},
+): Promise<RunResult> {
+  const trace = await Deno.makeTempFile({ prefix: "vmrunner-trace-" });
+  try {
+    const child = new Deno.Command("deno", {
+      args: ["run", ...PERMISSIONS, `${ROOT}main.ts`, ...args],
+      cwd: ROOT,
+      env: { HCS_SIM_TRACE: trace, NO_COLOR: "1", ...options.env },
+      stdin: options.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    options.onSpawn?.(child);
+    if (options.stdin) {
+      const writer = child.stdin.getWriter();
+      await writer.write(options.stdin);
+      await writer.close();
+    }
+    const { code, stdout, stderr } = await child.output();
+    return {
+      code,
+      stdout,
+      stderr: new TextDecoder().decode(stderr),
+      trace: await summarizeTrace(trace),
+    };
+  } finally {
+    await Deno.remove(trace);
+  }
+}
+
+/** Decodes output as UTF-8. */
+export function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+/** The image built by `deno task image`. */
+export const IMAGE_DIR = `${ROOT}vm-image`;
+
+/** Whether any QEMU of the simulator still runs for `id`. */
+export async function vmProcessesFor(id: string): Promise<string[]> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: ["-eo", "pid,args"],
+    stdout: "piped",
+  }).output();
+  return text(stdout).split("\n").filter((line) =>
+    line.includes(id) && !line.includes("ps -eo")
+  );
+}

@@ -1,0 +1,133 @@
+/**
+ * vmrunner end to end: the command line as users type it, through the
+ * simulator, on the real image. Each test boots a VM (about 7 s here).
+ */
+
+import assert from "node:assert/strict";
+import {
+  IMAGE_DIR,
+  type RunResult,
+  text,
+  vmProcessesFor,
+  vmrunner,
+} from "./helpers.ts";
+
+/** Every run here shares the image read-only, so tests may overlap. */
+const SHARED = ["--read-only", "--image-dir", IMAGE_DIR];
+
+/** Asserts that a finished run left no handle, callback, string or VM. */
+async function assertCleanedUp(result: RunResult, id?: string) {
+  assert.deepEqual(result.trace.leaks, [], "nothing left open");
+  assert.equal(result.trace.badFrees, 0, "only our strings were freed");
+  assert.ok(result.trace.systemHandlesOpened > 0, "the trace saw the run");
+  if (id) assert.deepEqual(await vmProcessesFor(id), [], "no VM left running");
+}
+
+Deno.test("vmrunner uname -a prints the guest kernel's uname", async () => {
+  const result = await vmrunner([...SHARED, "-id", "e2e-uname", "uname", "-a"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(
+    text(result.stdout),
+    /^Linux vm 6\.\d+\.\S+ .* x86_64 GNU\/Linux\n$/,
+  );
+  assert.equal(result.stderr, "", "quiet by default");
+  await assertCleanedUp(result, "e2e-uname");
+});
+
+Deno.test("vmrunner exits with the guest command's status", async () => {
+  const result = await vmrunner([...SHARED, "sh", "-c", "echo before; exit 7"]);
+  assert.equal(text(result.stdout), "before\n");
+  assert.equal(result.code, 7, result.stderr);
+  await assertCleanedUp(result);
+});
+
+Deno.test("vmrunner passes every argument unchanged", async () => {
+  const argv = [
+    "with space",
+    "it's",
+    '"double"',
+    "$HOME",
+    "a;b && c",
+    "`id`",
+    "ünïcødé ✓ 世界",
+    "",
+    "tab\tin",
+    "*",
+  ];
+  const result = await vmrunner([...SHARED, "printf", "%s|", ...argv]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(text(result.stdout), argv.map((a) => `${a}|`).join(""));
+  await assertCleanedUp(result);
+});
+
+Deno.test("vmrunner passes output byte for byte: prompts, markers, CRs, 1 MiB of every byte value", async () => {
+  const script = [
+    // Text that looks like a prompt or like our own framing.
+    "printf 'root@vm:/# \\n$ # \\n@@vmr:0123456789ab:e:0@@\\n'",
+    // Lone CRs, CRLF, no final newline.
+    "printf 'a\\rb\\r\\nc'",
+    // 256 byte values, doubled 12 times: 1 MiB.
+    "i=0; s=''; while [ $i -lt 256 ]; do s=\"$s\\\\$(printf %o $i)\"; i=$((i+1)); done",
+    'printf "$s" > /tmp/b',
+    "for n in 1 2 3 4 5 6 7 8 9 10 11 12; do cat /tmp/b /tmp/b > /tmp/c; mv /tmp/c /tmp/b; done",
+    "cat /tmp/b",
+  ].join("; ");
+  const result = await vmrunner([...SHARED, "sh", "-c", script]);
+  assert.equal(result.code, 0, result.stderr);
+  const prefix = new TextEncoder().encode(
+    "root@vm:/# \n$ # \n@@vmr:0123456789ab:e:0@@\na\rb\r\nc",
+  );
+  const pattern = new Uint8Array(256).map((_, i) => i);
+  const expected = new Uint8Array(prefix.length + 256 * 4096);
+  expected.set(prefix);
+  for (let i = 0; i < 4096; i++) expected.set(pattern, prefix.length + i * 256);
+  assert.equal(result.stdout.length, expected.length);
+  assert.deepEqual(result.stdout, expected);
+  await assertCleanedUp(result);
+});
+
+Deno.test("vmrunner -memory and -cpu are what the guest sees; -debug prints the document; -id names the pipe", async () => {
+  const result = await vmrunner([
+    ...SHARED,
+    "-memory",
+    "767",
+    "-cpu",
+    "1",
+    "-debug",
+    "-id",
+    "e2e-sized",
+    "sh",
+    "-c",
+    "grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const [cpus, memory] = text(result.stdout).trim().split("\n");
+  assert.equal(cpus, "1");
+  const memTotalKb = Number(memory.match(/(\d+) kB/)![1]);
+  // 768 MB less what the kernel keeps for itself.
+  assert.ok(memTotalKb > 600_000 && memTotalKb <= 768 * 1024, memory);
+  const document = JSON.parse(result.stderr);
+  assert.equal(document.VirtualMachine.ComputeTopology.Memory.SizeInMB, 768);
+  assert.equal(document.VirtualMachine.ComputeTopology.Processor.Count, 1);
+  assert.equal(
+    document.VirtualMachine.Devices.ComPorts["0"].NamedPipe,
+    "\\\\.\\pipe\\e2e-sized-console",
+  );
+  assert.equal(document.Owner, "vmrunner");
+  assert.equal(document.ShouldTerminateOnLastHandleClosed, true);
+  const created = result.trace.calls.find((c) =>
+    c.call === "HcsCreateComputeSystem"
+  );
+  assert.equal(created?.args.id, "e2e-sized");
+  await assertCleanedUp(result, "e2e-sized");
+});
+
+Deno.test("vmrunner passes piped stdin to the guest command and closes it", async () => {
+  const input = new TextEncoder().encode("hello\nwörld\n".repeat(500));
+  const result = await vmrunner([...SHARED, "sh", "-c", "cat; echo eof"], {
+    stdin: input,
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(text(result.stdout), "hello\nwörld\n".repeat(500) + "eof\n");
+  await assertCleanedUp(result);
+});
