@@ -104,6 +104,8 @@ const PROBE_ANYWAY_MS = 4000;
 const SYNC_TIMEOUT_MS = 15_000;
 /** How long an interrupted command gets to report its status. */
 const INTERRUPT_GRACE_MS = 3000;
+/** How often Ctrl+C is sent again while an interrupted command runs on. */
+const INTERRUPT_REPEAT_MS = 1000;
 
 const LOGIN_PROMPT = /(?:^|\n)(?!Last (?:failed )?login)[^\n]*login: *$/;
 const PASSWORD_PROMPT = /[Pp]assword: *$/;
@@ -314,16 +316,26 @@ export class ShellSession {
       notify();
     });
 
+    if (options.signal?.aborted) {
+      stop();
+      return INTERRUPTED_STATUS;
+    }
     let interrupted = false;
+    let interruptedAt = 0;
+    let lastCtrlC = 0;
+    const sendCtrlC = () => {
+      lastCtrlC = Date.now();
+      this.#channel.write("\x03").catch(() => {});
+    };
     const interrupt = () => {
       interrupted = true;
+      interruptedAt = Date.now();
+      sendCtrlC();
       notify();
-      this.#channel.write("\x03").catch(() => {});
     };
     options.signal?.addEventListener("abort", interrupt, { once: true });
     const input = options.input?.getReader();
     try {
-      if (options.signal?.aborted) interrupt();
       await this.#channel.write(line);
       // Input goes on in the background: the command may end, or be
       // interrupted, before it has read everything.
@@ -348,7 +360,6 @@ export class ShellSession {
         this.#options.warn?.(`Cannot pass input to the guest: ${error}`);
       });
 
-      let graceEnds = Infinity;
       while (status === undefined) {
         if (this.#channel.isEnded) {
           throw new ConsoleError(
@@ -357,12 +368,15 @@ export class ShellSession {
           );
         }
         if (interrupted) {
-          graceEnds = Math.min(graceEnds, Date.now() + INTERRUPT_GRACE_MS);
-          if (Date.now() >= graceEnds) {
+          const now = Date.now();
+          if (now - interruptedAt >= INTERRUPT_GRACE_MS) {
             // The loop did not report back; set it up again next time.
             this.#ready = false;
+            await input?.cancel();
             return INTERRUPTED_STATUS;
           }
+          // A program that catches one Ctrl+C may stop at the next.
+          if (now - lastCtrlC >= INTERRUPT_REPEAT_MS) sendCtrlC();
         }
         await Promise.race([changed(), delay(200)]);
       }
