@@ -6,9 +6,10 @@
  * Why ntdll as well: Deno's FFI does not keep the thread's last-error value
  * from one call to the next, so a kernel32 call that reports failure only
  * through GetLastError cannot be trusted. `ReadFile` returning FALSE could be
- * a pending read or an immediate EOF, and in the second case Windows neither
- * signals the event nor fills the OVERLAPPED, so waiting would hang. The Nt*
- * calls return their NTSTATUS, which settles every case.
+ * a pending read or an immediate EOF, and in the second case the OS neither
+ * signals the event nor fills the OVERLAPPED (it still says STATUS_PENDING),
+ * so waiting would hang; ConnectNamedPipe's ERROR_PIPE_CONNECTED is the same.
+ * The Nt* calls return their NTSTATUS, which settles every case.
  *
  * The libraries load on first use, and only on Windows.
  *
@@ -97,10 +98,6 @@ export const KERNEL32_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  // HANDLE GetCurrentProcess(void);
-  GetCurrentProcess: { parameters: [], result: "pointer" },
-  // BOOL GetProcessHandleCount(HANDLE hProcess, PDWORD pdwHandleCount);
-  GetProcessHandleCount: { parameters: ["pointer", "buffer"], result: "i32" },
   // BOOL GetHandleInformation(HANDLE hObject, LPDWORD lpdwFlags);
   GetHandleInformation: { parameters: ["pointer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -207,6 +204,14 @@ export const NTDLL_SYMBOLS = {
       "pointer",
       "u32",
     ],
+    result: "u32",
+  },
+  // NTSTATUS NtQueryObject(HANDLE Handle,
+  //   OBJECT_INFORMATION_CLASS ObjectInformationClass,
+  //   PVOID ObjectInformation, ULONG ObjectInformationLength,
+  //   PULONG ReturnLength);
+  NtQueryObject: {
+    parameters: ["pointer", "u32", "buffer", "u32", "buffer"],
     result: "u32",
   },
   // ULONG RtlNtStatusToDosError(NTSTATUS Status);

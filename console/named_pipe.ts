@@ -7,6 +7,10 @@
  * pending read, and a console always has a read pending. Each operation's
  * NTSTATUS is read from what the API returns (see `kernel32_ffi.ts`).
  *
+ * Reading never waits for the consumer: one read is always pending, and
+ * bytes nobody has read yet queue in memory, so the VM is never held up
+ * writing to its serial port.
+ *
  * @module
  */
 
@@ -70,6 +74,7 @@ export interface NamedPipeServer extends ConsoleTransport {
 
 /** A failed named pipe operation, with the pipe and the NTSTATUS. */
 export class NamedPipeError extends Error {
+  /** Always `"NamedPipeError"`. */
   override name = "NamedPipeError";
   /** The pipe, as `\\.\pipe\NAME`. */
   readonly path: string;
@@ -306,7 +311,7 @@ class PipeConnection implements NamedPipeServer {
     this.#closed = true;
     // Cancels the listen, the read and any write; each then completes with
     // STATUS_CANCELLED and its loop sees #closed.
-    
+    kernel32().CancelIoEx(this.#handle, null);
     await this.#readsDone;
     await this.#writesDone;
     this.#endReadable();
