@@ -42,7 +42,7 @@ import {
   SECURITY_ANONYMOUS,
   STATUS,
   SYNCHRONIZE,
-} from "./kernel32_ffi.ts";
+} from "../win32/kernel32_ffi.ts";
 
 /** Options of {@linkcode connectNamedPipe}. */
 export interface NamedPipeConnectOptions {

@@ -5,7 +5,9 @@
  * @module
  */
 
+import { systemMessage } from "../win32/kernel32_ffi.ts";
 import { HcsError } from "./hcs_error.ts";
+import { setSystemMessageLookup } from "./hresult.ts";
 import {
   defaultVmcomputePath,
   openVmcompute,
@@ -54,5 +56,6 @@ export function vmcompute(path: string = defaultVmcomputePath()): Vmcompute {
     });
   }
   loaded.set(path, lib);
+  if (Deno.build.os === "windows") setSystemMessageLookup(systemMessage);
   return lib;
 }

@@ -26,7 +26,7 @@ import {
   STATUS,
   WAIT_TIMEOUT,
   wideString,
-} from "../../console/kernel32_ffi.ts";
+} from "../../win32/kernel32_ffi.ts";
 
 const isWindows = Deno.build.os === "windows";
 // Loaded before any test, so the resource sanitizer does not count the two

@@ -1,7 +1,8 @@
 /**
- * The raw Win32 binding behind the named pipe console transport: symbol
- * tables for kernel32.dll and the few ntdll.dll calls it needs, the
- * OVERLAPPED and NT structure layouts, and the status codes (x64 only).
+ * The raw Win32 binding vmrunner uses on Windows: symbol tables for
+ * kernel32.dll (the console pipe, and message texts for error codes) and
+ * the few ntdll.dll calls the pipe needs, the OVERLAPPED and NT structure
+ * layouts, and the status codes (x64 only).
  *
  * Why ntdll as well: Deno's FFI does not keep the thread's last-error value
  * from one call to the next, so a kernel32 call that reports failure only
@@ -100,6 +101,13 @@ export const KERNEL32_SYMBOLS = {
   },
   // BOOL GetHandleInformation(HANDLE hObject, LPDWORD lpdwFlags);
   GetHandleInformation: { parameters: ["pointer", "buffer"], result: "i32" },
+  // DWORD FormatMessageW(DWORD dwFlags, LPCVOID lpSource,
+  //   DWORD dwMessageId, DWORD dwLanguageId, LPWSTR lpBuffer, DWORD nSize,
+  //   va_list* Arguments);
+  FormatMessageW: {
+    parameters: ["u32", "pointer", "u32", "u32", "buffer", "u32", "pointer"],
+    result: "u32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** Symbols of ntdll.dll, with their C prototypes; each returns NTSTATUS. */
@@ -516,4 +524,33 @@ export function describeStatus(status: number): string {
   const win32 = ntdllLib.symbols.RtlNtStatusToDosErrorNoTeb(status);
   const win32Name = WIN32_ERROR_NAMES[win32] ?? "Win32 error";
   return `${name} (${win32Name} ${win32})`;
+}
+
+// --- Message texts --------------------------------------------------------
+
+const FORMAT_MESSAGE_IGNORE_INSERTS = 0x0200;
+const FORMAT_MESSAGE_FROM_SYSTEM = 0x1000;
+
+/**
+ * The system's text for an error code (an HRESULT or a Win32 error), or
+ * `undefined` when the system has none. Win32 errors wrapped in an HRESULT
+ * are looked up by their Win32 code, which the system knows more of.
+ */
+export function systemMessage(code: number): string | undefined {
+  const unsigned = code >>> 0;
+  const id = (unsigned & 0xffff0000) === 0x80070000
+    ? unsigned & 0xffff
+    : unsigned;
+  const buffer = new Uint16Array(512);
+  const length = kernel32().FormatMessageW(
+    FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
+    null,
+    id,
+    0,
+    buffer,
+    buffer.length,
+    null,
+  );
+  if (length === 0) return undefined;
+  return String.fromCharCode(...buffer.subarray(0, length)).trim();
 }
