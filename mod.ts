@@ -77,8 +77,8 @@ export {
 } from "./console/shell_session.ts";
 export {
   type ProcessInformation,
-  VMCOMPUTE_SYMBOLS,
   type Vmcompute,
+  VMCOMPUTE_SYMBOLS,
   type VmcomputeSymbols,
 } from "./hcs/vmcompute_ffi.ts";
 export type { Notification } from "./hcs/notifications.ts";

@@ -1,0 +1,2 @@
+# bash login shells read this instead of ~/.profile.
+[ -r ~/.bashrc ] && . ~/.bashrc
