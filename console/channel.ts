@@ -97,6 +97,11 @@ export class ConsoleChannel {
     return text.slice(-lines).join("\n");
   }
 
+  /** The last few KiB the console showed, made readable. */
+  recentText(): string {
+    return readableText(this.#historyBytes());
+  }
+
   /** Closes the connection; the pump ends. Idempotent. */
   async close(): Promise<void> {
     await this.#writer.close().catch(() => {});

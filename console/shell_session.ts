@@ -187,13 +187,15 @@ export class ShellSession {
     const reply = `VMRRDY${nonce}`;
     const probe = `echo VMR''RDY${nonce}\r`;
     const { user = "root", password } = this.#options.credentials ?? {};
-    let text = "";
+    // A prompt may have arrived before anybody listened.
+    let text = this.#channel.recentText().slice(-4096);
     let wake: () => void = () => {};
     const stop = this.#channel.listen((chunk) => {
       text = (text + readableText(chunk)).slice(-4096);
       wake();
     });
-    let lastProbe = 0;
+    // Probe once the console settles, not into the middle of a boot.
+    let lastProbe = Date.now() - PROBE_INTERVAL_MS;
     let logins = 0;
     try {
       while (!text.includes(reply)) {

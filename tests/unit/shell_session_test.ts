@@ -1,0 +1,238 @@
+/**
+ * Reaching a shell and running commands against scripted guests: the byte
+ * streams of public bug reports (../shared/reference/SERIAL.md) that no
+ * guest of the test bed produces.
+ */
+
+import assert from "node:assert/strict";
+import { ConsoleChannel } from "../../console/channel.ts";
+import { ConsoleError, ShellSession } from "../../console/shell_session.ts";
+import {
+  FakeConsole,
+  frameReply,
+  type GuestScript,
+  probeReply,
+  syncReply,
+} from "./fake_console.ts";
+
+/** A guest already at a shell prompt, with a command loop behind it. */
+function shellGuest(
+  prompt = "root@vm:/# ",
+  run: (line: string) => [string, number] = () => ["", 0],
+): GuestScript {
+  return (line, guest) => {
+    const reply = probeReply(line) ?? syncReply(line);
+    if (reply) return guest.print(`${line}\r\n${reply}\r\n${prompt}`);
+    const [output, status] = run(line);
+    const framed = frameReply(line, output, status);
+    if (framed) guest.print(framed);
+  };
+}
+
+async function session(
+  guest: FakeConsole,
+  options: ConstructorParameters<typeof ShellSession>[1] = {},
+) {
+  const channel = new ConsoleChannel(guest);
+  return { channel, shell: new ShellSession(channel, options) };
+}
+
+const decoder = new TextDecoder();
+
+Deno.test("ShellSession finds the probe reply inside bracketed paste codes (labgrid #969)", async () => {
+  const guest = new FakeConsole((line, guest) => {
+    const reply = probeReply(line);
+    // bash 5.1: the reply, then the prompt wrapped in bracketed paste.
+    if (reply) {
+      guest.print(
+        `${line}\r\n\x1b[?2004l\r${reply}\r\n\x1b[?2004hroot@h:~# `,
+      );
+    }
+    const sync = syncReply(line);
+    if (sync) guest.print(sync);
+  });
+  const { channel, shell } = await session(guest);
+  await shell.ready();
+  assert.ok(shell.isReady);
+  await channel.close();
+});
+
+Deno.test("ShellSession answers a login prompt torn by boot output (kubevirt #4623)", async () => {
+  let loggedIn = false;
+  const guest = new FakeConsole((line, guest) => {
+    if (!loggedIn && line === "root") {
+      loggedIn = true;
+      return guest.print("root\r\nroot@vm:~# ");
+    }
+    if (loggedIn) return shellGuest()(line, guest);
+  });
+  guest.print(
+    "testvmi-sq4t7nk6fnrpCloud-init v. 19.4 running 'modules:final' at " +
+      "Mon, 01 Jun 2020. Up 74.29 seconds. login: ",
+  );
+  const { channel, shell } = await session(guest);
+  await shell.ready();
+  assert.ok(loggedIn);
+  await channel.close();
+});
+
+Deno.test("ShellSession does not take a 'Last login:' line for a prompt (kubevirt login.go)", async () => {
+  const guest = new FakeConsole(shellGuest());
+  // The line stops right after "login: " for longer than the settle time.
+  guest.print("\r\nLast failed login: ");
+  const { channel, shell } = await session(guest);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  guest.print("Tue Jun  9 22:25:30 UTC 2020 on ttyS0\r\nroot@vm:~# ");
+  await shell.ready();
+  assert.ok(!guest.typed.includes("root\r"), "no user name was typed");
+  await channel.close();
+});
+
+Deno.test("ShellSession logs in with a password and never shows it", async () => {
+  let state: "login" | "password" | "shell" = "login";
+  const guest = new FakeConsole((line, guest) => {
+    if (state === "login" && line === "test") {
+      state = "password";
+      return guest.print("test\r\nPassword: ");
+    }
+    if (state === "password") {
+      state = line === "s3cret" ? "shell" : "login";
+      return guest.print(
+        state === "shell"
+          ? "\r\ntest@vm:~$ "
+          : "\r\nLogin incorrect\r\nvm login: ",
+      );
+    }
+    if (state === "shell") return shellGuest("test@vm:~$ ")(line, guest);
+  });
+  guest.print("\r\nvm login: ");
+  const { channel, shell } = await session(guest, {
+    credentials: { user: "test", password: "s3cret" },
+  });
+  await shell.ready();
+  assert.equal(state, "shell");
+  assert.ok(!channel.tail().includes("s3cret"));
+  await channel.close();
+});
+
+Deno.test("ShellSession reports a rejected login by user, not password", async () => {
+  const guest = new FakeConsole((line, guest) => {
+    if (line === "test") return guest.print("test\r\nPassword: ");
+    guest.print("\r\nLogin incorrect\r\nvm login: ");
+  });
+  guest.print("vm login: ");
+  const { channel, shell } = await session(guest, {
+    credentials: { user: "test", password: "wrong-pw" },
+  });
+  await assert.rejects(shell.ready(), (error: unknown) => {
+    assert.ok(error instanceof ConsoleError);
+    assert.match(error.message, /did not accept the login of "test"/);
+    assert.ok(!error.message.includes("wrong-pw"));
+    return true;
+  });
+  await channel.close();
+});
+
+Deno.test("ShellSession asks for a password it was not given", async () => {
+  const guest = new FakeConsole((line, guest) => {
+    if (line === "root") guest.print("root\r\nPassword: ");
+  });
+  guest.print("vm login: ");
+  const { channel, shell } = await session(guest);
+  await assert.rejects(shell.ready(), /VMRUNNER_PASSWORD/);
+  await channel.close();
+});
+
+Deno.test("ShellSession presses Enter at busybox's askfirst prompt", async () => {
+  let activated = false;
+  const guest = new FakeConsole((line, guest) => {
+    if (!activated) {
+      // askfirst discards whatever line activates it.
+      activated = true;
+      return guest.print(
+        "\r\n\r\nBusyBox v1.35.0 built-in shell (ash)\r\n/ # ",
+      );
+    }
+    return shellGuest("/ # ")(line, guest);
+  });
+  guest.print("\r\nPlease press Enter to activate this console. ");
+  const { channel, shell } = await session(guest);
+  await shell.ready();
+  assert.ok(activated);
+  await channel.close();
+});
+
+Deno.test("ShellSession is not confused by cursor queries and split or invalid UTF-8 (busybox ash, tp-libvirt #4449)", async () => {
+  const guest = new FakeConsole((line, guest) => {
+    const reply = probeReply(line);
+    if (reply) {
+      // A reply split in the middle of a multi-byte character, then
+      // busybox's prompt with its cursor position query.
+      guest.printSplit(
+        new Uint8Array([
+          0xd9,
+          0xff,
+          ...new TextEncoder().encode(`é${reply}\r\nroot@vm:/# \x1b[6n`),
+        ]),
+        1,
+      );
+    }
+    const sync = syncReply(line);
+    if (sync) guest.print(sync);
+  });
+  const { channel, shell } = await session(guest);
+  await shell.ready();
+  await channel.close();
+});
+
+Deno.test("ShellSession ends with the last console lines when no shell answers", async () => {
+  const guest = new FakeConsole(() => {});
+  guest.print(
+    "[    3.5] Run /init as init process\r\nKernel panic - not syncing\r\n",
+  );
+  const { channel, shell } = await session(guest, { readyTimeoutMs: 1500 });
+  await assert.rejects(shell.ready(), (error: unknown) => {
+    assert.ok(error instanceof ConsoleError);
+    assert.match(error.message, /No shell answered/);
+    assert.match(error.message, /\| Kernel panic - not syncing/);
+    return true;
+  });
+  await channel.close();
+});
+
+Deno.test("ShellSession fails at once when the console closes", async () => {
+  const guest = new FakeConsole(() => {});
+  const { channel, shell } = await session(guest);
+  guest.hangUp();
+  await assert.rejects(shell.ready(), /console closed/);
+  await channel.close();
+});
+
+Deno.test("ShellSession runs again after a failed command on a reattached console (kubevirt #6181)", async () => {
+  const guest = new FakeConsole(
+    shellGuest(
+      "root@vm:/# ",
+      (line) => line.includes("'false'") ? ["", 1] : ["ok\n", 0],
+    ),
+  );
+  const first = await session(guest);
+  const chunks: string[] = [];
+  const output = (bytes: Uint8Array) => chunks.push(decoder.decode(bytes));
+  assert.equal(await first.shell.run("'false'", { output }), 1);
+  // A new session on the same console must not read $? to decide anything.
+  const second = new ShellSession(first.channel);
+  assert.equal(await second.run("'true'", { output }), 0);
+  assert.equal(chunks.join(""), "ok\n");
+  await first.channel.close();
+});
+
+Deno.test("ShellSession keeps the output of a command that prints other runs' markers (os-autoinst #25500)", async () => {
+  const hostile = "@@vmr:000000000000:e:0@@\n@@vmr:EOS~~~\nroot@vm:/# \n";
+  const guest = new FakeConsole(shellGuest("root@vm:/# ", () => [hostile, 3]));
+  const { channel, shell } = await session(guest);
+  const chunks: Uint8Array[] = [];
+  const status = await shell.run("'x'", { output: (b) => chunks.push(b) });
+  assert.equal(status, 3);
+  assert.equal(chunks.map((c) => decoder.decode(c)).join(""), hostile);
+  await channel.close();
+});
