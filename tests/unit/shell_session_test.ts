@@ -29,7 +29,7 @@ function shellGuest(
   };
 }
 
-async function session(
+function session(
   guest: FakeConsole,
   options: ConstructorParameters<typeof ShellSession>[1] = {},
 ) {
@@ -51,7 +51,7 @@ Deno.test("ShellSession finds the probe reply inside bracketed paste codes (labg
     const sync = syncReply(line);
     if (sync) guest.print(sync);
   });
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await shell.ready();
   assert.ok(shell.isReady);
   await channel.close();
@@ -70,7 +70,7 @@ Deno.test("ShellSession answers a login prompt torn by boot output (kubevirt #46
     "testvmi-sq4t7nk6fnrpCloud-init v. 19.4 running 'modules:final' at " +
       "Mon, 01 Jun 2020. Up 74.29 seconds. login: ",
   );
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await shell.ready();
   assert.ok(loggedIn);
   await channel.close();
@@ -80,7 +80,7 @@ Deno.test("ShellSession does not take a 'Last login:' line for a prompt (kubevir
   const guest = new FakeConsole(shellGuest());
   // The line stops right after "login: " for longer than the settle time.
   guest.print("\r\nLast failed login: ");
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await new Promise((resolve) => setTimeout(resolve, 700));
   guest.print("Tue Jun  9 22:25:30 UTC 2020 on ttyS0\r\nroot@vm:~# ");
   await shell.ready();
@@ -106,7 +106,7 @@ Deno.test("ShellSession logs in with a password and never shows it", async () =>
     if (state === "shell") return shellGuest("test@vm:~$ ")(line, guest);
   });
   guest.print("\r\nvm login: ");
-  const { channel, shell } = await session(guest, {
+  const { channel, shell } = session(guest, {
     credentials: { user: "test", password: "s3cret" },
   });
   await shell.ready();
@@ -121,7 +121,7 @@ Deno.test("ShellSession reports a rejected login by user, not password", async (
     guest.print("\r\nLogin incorrect\r\nvm login: ");
   });
   guest.print("vm login: ");
-  const { channel, shell } = await session(guest, {
+  const { channel, shell } = session(guest, {
     credentials: { user: "test", password: "wrong-pw" },
   });
   await assert.rejects(shell.ready(), (error: unknown) => {
@@ -138,7 +138,7 @@ Deno.test("ShellSession asks for a password it was not given", async () => {
     if (line === "root") guest.print("root\r\nPassword: ");
   });
   guest.print("vm login: ");
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await assert.rejects(shell.ready(), /VMRUNNER_PASSWORD/);
   await channel.close();
 });
@@ -156,7 +156,7 @@ Deno.test("ShellSession presses Enter at busybox's askfirst prompt", async () =>
     return shellGuest("/ # ")(line, guest);
   });
   guest.print("\r\nPlease press Enter to activate this console. ");
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await shell.ready();
   assert.ok(activated);
   await channel.close();
@@ -180,7 +180,7 @@ Deno.test("ShellSession is not confused by cursor queries and split or invalid U
     const sync = syncReply(line);
     if (sync) guest.print(sync);
   });
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   await shell.ready();
   await channel.close();
 });
@@ -190,7 +190,7 @@ Deno.test("ShellSession ends with the last console lines when no shell answers",
   guest.print(
     "[    3.5] Run /init as init process\r\nKernel panic - not syncing\r\n",
   );
-  const { channel, shell } = await session(guest, { readyTimeoutMs: 1500 });
+  const { channel, shell } = session(guest, { readyTimeoutMs: 1500 });
   await assert.rejects(shell.ready(), (error: unknown) => {
     assert.ok(error instanceof ConsoleError);
     assert.match(error.message, /No shell answered/);
@@ -202,7 +202,7 @@ Deno.test("ShellSession ends with the last console lines when no shell answers",
 
 Deno.test("ShellSession fails at once when the console closes", async () => {
   const guest = new FakeConsole(() => {});
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   guest.hangUp();
   await assert.rejects(shell.ready(), /console closed/);
   await channel.close();
@@ -215,7 +215,7 @@ Deno.test("ShellSession runs again after a failed command on a reattached consol
       (line) => line.includes("'false'") ? ["", 1] : ["ok\n", 0],
     ),
   );
-  const first = await session(guest);
+  const first = session(guest);
   const chunks: string[] = [];
   const output = (bytes: Uint8Array) => chunks.push(decoder.decode(bytes));
   assert.equal(await first.shell.run("'false'", { output }), 1);
@@ -229,7 +229,7 @@ Deno.test("ShellSession runs again after a failed command on a reattached consol
 Deno.test("ShellSession keeps the output of a command that prints other runs' markers (os-autoinst #25500)", async () => {
   const hostile = "@@vmr:000000000000:e:0@@\n@@vmr:EOS~~~\nroot@vm:/# \n";
   const guest = new FakeConsole(shellGuest("root@vm:/# ", () => [hostile, 3]));
-  const { channel, shell } = await session(guest);
+  const { channel, shell } = session(guest);
   const chunks: Uint8Array[] = [];
   const status = await shell.run("'x'", { output: (b) => chunks.push(b) });
   assert.equal(status, 3);
