@@ -136,9 +136,10 @@ async function run(request: RunRequest): Promise<number> {
       warn: log.warn,
       debug: log.debug,
       signal: stopSignal,
+      readyTimeoutMs: request.bootTimeoutSeconds * 1000,
     });
     status = request.interactive
-      ? await interactive(machine, stopSignal)
+      ? await interactive(machine, stopSignal, request.bootTimeoutSeconds)
       : await command(machine, request, stopSignal);
   } catch (error) {
     if (stopSignal.aborted) status = interrupts.status;
@@ -205,6 +206,7 @@ async function command(
 async function interactive(
   machine: Machine,
   stopSignal: AbortSignal,
+  bootTimeoutSeconds: number,
 ): Promise<number> {
   const isTerminal = Deno.stdin.isTerminal();
   let size: { columns: number; rows: number } | undefined;
@@ -224,8 +226,10 @@ async function interactive(
       size,
       setRaw: isTerminal ? (raw) => Deno.stdin.setRaw(raw) : undefined,
       signal: stopSignal,
-    }, Date.now() + 120_000);
+    }, Date.now() + bootTimeoutSeconds * 1000);
     await stdout.ready;
+    // The guest's last line may not have ended; ours starts afresh.
+    log.info(`\nvmrunner: left ${machine.id}'s console.`);
   } finally {
     stdout.releaseLock();
   }

@@ -38,6 +38,8 @@ export interface RunRequest {
   cmdline: string;
   /** Seconds the guest command may run; none when absent. */
   timeoutSeconds?: number;
+  /** Seconds to wait for a shell on the console. */
+  bootTimeoutSeconds: number;
   consoleOnly: boolean;
   readOnly: boolean;
   user?: string;
@@ -86,6 +88,7 @@ const LONG_FLAGS = new Set([
   "rootfs",
   "cmdline",
   "timeout",
+  "boot-timeout",
   "console",
   "read-only",
   "user",
@@ -130,6 +133,7 @@ function takesValue(name: string): boolean {
     "rootfs",
     "cmdline",
     "timeout",
+    "boot-timeout",
     "user",
     "password",
     "console-log",
@@ -216,6 +220,12 @@ function runCommand(): Command {
       new Option("--timeout <seconds>", "interrupt the command after this long")
         .argParser(positiveNumber("--timeout")),
     )
+    .addOption(
+      new Option(
+        "--boot-timeout <seconds>",
+        "give up if no shell answers on the console within this long",
+      ).argParser(positiveNumber("--boot-timeout")).default(120),
+    )
     .option("--console", "skip HcsCreateProcess; run over the serial console")
     .option(
       "--read-only",
@@ -301,6 +311,7 @@ export function parseArgs(
       rootfs: o.rootfs,
       cmdline: o.cmdline,
       timeoutSeconds: o.timeout,
+      bootTimeoutSeconds: o.bootTimeout,
       consoleOnly: Boolean(o.console),
       readOnly: Boolean(o.readOnly),
       user: o.user ?? env.VMRUNNER_USER,

@@ -15,6 +15,7 @@ want qemu-img qemu-utils
 want mkfs.ext4 e2fsprogs
 want cpio cpio
 want gzip gzip
+want tmux tmux
 want make make
 want gcc gcc
 want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64

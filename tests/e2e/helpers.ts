@@ -37,6 +37,8 @@ export interface VmrunnerOptions {
   env?: Record<string, string>;
   /** Called with the child once it runs (to signal it, say). */
   onSpawn?: (child: Deno.ChildProcess) => void;
+  /** Called with all stdout so far, each time more arrives. */
+  onStdout?: (soFar: string, child: Deno.ChildProcess) => void;
 }
 
 /** Runs `deno run main.ts ...args` and collects what it did. */
@@ -55,16 +57,28 @@ export async function vmrunner(
       stderr: "piped",
     }).spawn();
     options.onSpawn?.(child);
-    if (options.stdin) {
+    const writing = (async () => {
+      if (!options.stdin) return;
       const writer = child.stdin.getWriter();
       await writer.write(options.stdin);
       await writer.close();
-    }
-    const { code, stdout, stderr } = await child.output();
+    })();
+    const stdout: Uint8Array<ArrayBuffer>[] = [];
+    const collecting = (async () => {
+      let soFar = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of child.stdout) {
+        stdout.push(chunk as Uint8Array<ArrayBuffer>);
+        soFar += decoder.decode(chunk, { stream: true });
+        options.onStdout?.(soFar, child);
+      }
+    })();
+    const stderr = new Response(child.stderr).arrayBuffer();
+    const [{ code }] = await Promise.all([child.status, writing, collecting]);
     return {
       code,
-      stdout,
-      stderr: new TextDecoder().decode(stderr),
+      stdout: new Uint8Array(await new Blob(stdout).arrayBuffer()),
+      stderr: new TextDecoder().decode(await stderr),
       trace: await summarizeTrace(trace),
     };
   } finally {
