@@ -30,6 +30,18 @@ Deno.test("Machine runs 20 commands on one VM, then leaves nothing behind", asyn
     // A string is a shell command line, run as is.
     const piped = await vm.run("echo one two | wc -w");
     assert.equal(decoder.decode(piped.output).trim(), "2");
+    // A multi-line script runs once, whole (os-autoinst #1244).
+    const script = await vm.run("printf 'a\\n'\nprintf 'b\\n'\nexit 4");
+    assert.equal(decoder.decode(script.output), "a\nb\n");
+    assert.equal(script.status, 4);
+    // UTF-8 on stderr arrives, merged, without breaking anything
+    // (nix-vm-test #87).
+    const stderr = await vm.run([
+      "sh",
+      "-c",
+      "echo 'Created foo → bar.' >&2 && echo foo",
+    ]);
+    assert.equal(decoder.decode(stderr.output), "Created foo → bar.\nfoo\n");
     // Streaming output and input.
     const chunks: string[] = [];
     const upper = await vm.run(["tr", "a-z", "A-Z"], {
@@ -54,10 +66,13 @@ Deno.test("Machine runs 20 commands on one VM, then leaves nothing behind", asyn
 Deno.test("Machine.run reports an interrupted command as 130 and stays usable", async () => {
   await using vm = await Machine.boot({ imageDir: IMAGE_DIR, readOnly: true });
   const stop = new AbortController();
+  let seen = "";
   const started = vm.run(["sh", "-c", "echo started; sleep 30; echo late"], {
     signal: stop.signal,
     output: (bytes) => {
-      if (new TextDecoder().decode(bytes).includes("started")) stop.abort();
+      // Output may arrive in any pieces: look at all of it so far.
+      seen += new TextDecoder().decode(bytes);
+      if (seen.includes("started")) stop.abort();
     },
   });
   assert.equal((await started).status, 130);

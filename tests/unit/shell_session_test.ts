@@ -236,3 +236,30 @@ Deno.test("ShellSession keeps the output of a command that prints other runs' ma
   assert.equal(chunks.map((c) => decoder.decode(c)).join(""), hostile);
   await channel.close();
 });
+
+Deno.test("ShellSession sends a command and its end marker as one line (os-autoinst #2952)", async () => {
+  const lines: string[] = [];
+  const guest = new FakeConsole((line, guest) => {
+    lines.push(line);
+    shellGuest()(line, guest);
+  });
+  const { channel, shell } = session(guest);
+  await shell.run("'echo' 'x'", { output: () => {} });
+  const framed = lines.filter((line) => line.includes("'echo' 'x'"));
+  assert.equal(framed.length, 1);
+  assert.match(framed[0], /vmr:%s:b.*'echo' 'x'.*vmr:%s:e:%s/);
+  await channel.close();
+});
+
+Deno.test("ShellSession probes again when the shell swallows the first probe (vpsadminos)", async () => {
+  let probes = 0;
+  const guest = new FakeConsole((line, guest) => {
+    if (probeReply(line) && ++probes === 1) return; // lost
+    shellGuest()(line, guest);
+  });
+  guest.print("root@vm:/# ");
+  const { channel, shell } = session(guest);
+  await shell.ready();
+  assert.ok(probes >= 2);
+  await channel.close();
+});
