@@ -180,15 +180,17 @@ async function command(
     ]);
   const stdout = Deno.stdout.writable.getWriter();
   let writeError: unknown;
+  // Writes finish in order: the last one done means all are.
+  let written: Promise<unknown> = Promise.resolve();
   try {
     const { status } = await machine.run(request.command, {
       output: (bytes) => {
-        stdout.write(bytes).catch((error) => (writeError ??= error));
+        written = stdout.write(bytes).catch((error) => (writeError ??= error));
       },
       input: Deno.stdin.isTerminal() ? undefined : Deno.stdin.readable,
       signal: interrupt,
     });
-    await stdout.ready;
+    await written;
     if (writeError) throw writeError;
     if (interrupt.aborted && !stopSignal.aborted) {
       log.error(
@@ -216,18 +218,21 @@ async function interactive(
     // No console to measure: the guest keeps its default size.
   }
   const stdout = Deno.stdout.writable.getWriter();
+  let written: Promise<unknown> = Promise.resolve();
   log.info(
     `vmrunner: connected to ${machine.id}'s console; leave with ${ESCAPE_HELP}.`,
   );
   try {
     await attachTerminal(machine.console, machine.shell, {
       input: Deno.stdin.readable,
-      output: (bytes) => void stdout.write(bytes).catch(() => {}),
+      output: (bytes) => {
+        written = stdout.write(bytes).catch(() => {});
+      },
       size,
       setRaw: isTerminal ? (raw) => Deno.stdin.setRaw(raw) : undefined,
       signal: stopSignal,
     }, Date.now() + bootTimeoutSeconds * 1000);
-    await stdout.ready;
+    await written;
     // The guest's last line may not have ended; ours starts afresh.
     log.info(`\nvmrunner: left ${machine.id}'s console.`);
   } finally {
