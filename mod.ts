@@ -38,6 +38,7 @@ export {
   DEFAULT_CPUS,
   DEFAULT_MEMORY_MB,
   Machine,
+  MachineExitedError,
   type MachineOptions,
   OWNER,
   uniqueId,

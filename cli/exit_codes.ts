@@ -16,9 +16,11 @@ export const EXIT = {
   HCS: 125,
   /** The console failed: no shell, or it closed. */
   CONSOLE: 126,
+  /** Whoever read our output stopped reading (a closed pipe). */
+  BROKEN_PIPE: 141,
   /** Interrupted by Ctrl+C (SIGINT, or Ctrl+Break on Windows). */
   INTERRUPTED: 130,
-  /** Stopped by SIGTERM, or the console window closing. */
+  /** Stopped by SIGTERM or SIGHUP, or the console window closing. */
   TERMINATED: 143,
   /** Anything else: a bug; the message says what happened. */
   INTERNAL: 1,
@@ -32,6 +34,7 @@ Exit status:
   ${EXIT.TIMEOUT}  the guest command exceeded --timeout
   ${EXIT.HCS}  the Host Compute Service failed, or the VM died
   ${EXIT.CONSOLE}  no usable shell on the VM's console
+  ${EXIT.BROKEN_PIPE}  the reader of vmrunner's output went away
   ${EXIT.INTERRUPTED}  interrupted (Ctrl+C, Ctrl+Break)
-  ${EXIT.TERMINATED}  terminated (SIGTERM, console window closed)
-  ${EXIT.INTERNAL}    unexpected internal error`;
+  ${EXIT.TERMINATED}  terminated (SIGTERM, SIGHUP, console window closed)
+  ${EXIT.INTERNAL}    unexpected internal error, or output that cannot be written`;

@@ -7,43 +7,56 @@
 import { ZodError } from "zod";
 import { ConsoleError } from "../console/shell_session.ts";
 import { attachTerminal, ESCAPE_HELP } from "../console/interactive.ts";
-import { ComputeSystem } from "../hcs/compute_system.ts";
 import { HcsError } from "../hcs/hcs_error.ts";
+import { formatHresult, HRESULT } from "../hcs/hresult.ts";
+import { vmcompute } from "../hcs/library.ts";
 import { ImageError } from "../vm/image.ts";
-import { Machine, OWNER } from "../vm/machine.ts";
+import { Machine } from "../vm/machine.ts";
 import { EXIT } from "./exit_codes.ts";
 import { Interrupted, Interrupts } from "./interrupts.ts";
 import * as log from "./log.ts";
+import { kill, list } from "./systems.ts";
 import {
-  type KillRequest,
-  type ListRequest,
   parseArgs,
   type RunRequest,
+  TIMEOUT_VARIABLES,
+  type TimeoutSettings,
+  timeoutsFromEnv,
+  timeoutVariableFor,
+  USAGE,
   UsageError,
 } from "./options.ts";
 
 /** Runs vmrunner with `args` and returns the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
   let request;
+  let timeouts: TimeoutSettings;
   try {
-    request = parseArgs(args, readEnv(["VMRUNNER_USER", "VMRUNNER_PASSWORD"]));
+    const env = readEnv([
+      "VMRUNNER_USER",
+      "VMRUNNER_PASSWORD",
+      ...Object.keys(TIMEOUT_VARIABLES),
+    ]);
+    request = parseArgs(args, env);
+    timeouts = timeoutsFromEnv(env);
   } catch (error) {
     if (error instanceof UsageError) {
-      log.error(`${error.message}\nSee vmrunner --help for usage.`);
+      log.error(`${error.message}\n${USAGE}\nSee vmrunner --help for more.`);
       return EXIT.USAGE;
     }
     throw error;
   }
+  if (request.kind === "done") return 0;
   try {
+    // Without HCS nothing else matters, so its absence is said first.
+    vmcompute();
     switch (request.kind) {
-      case "done":
-        return 0;
       case "list":
-        return await list(request);
+        return await list(request, timeouts);
       case "kill":
-        return await kill(request);
+        return await kill(request, timeouts);
       case "run":
-        return await run(request);
+        return await run(request, timeouts);
     }
   } catch (error) {
     return report(error);
@@ -78,18 +91,17 @@ function report(error: unknown): number {
     return EXIT.USAGE;
   }
   if (error instanceof HcsError) {
-    log.error(error.message);
+    log.error(
+      error.hresult === HRESULT.WAIT_TIMEOUT
+        ? `${error.message}\n  Or allow more time: ${
+          timeoutVariableFor(error.operation)
+        }=<seconds>`
+        : error.message,
+    );
     return EXIT.HCS;
   }
   if (error instanceof ConsoleError) {
     log.error(error.message);
-    return EXIT.CONSOLE;
-  }
-  if (error instanceof Deno.errors.TimedOut) {
-    log.error(
-      `${error.message}. The VM started but its console pipe never ` +
-        "appeared; check that the HCS document has a ComPorts entry",
-    );
     return EXIT.CONSOLE;
   }
   log.error(
@@ -100,20 +112,32 @@ function report(error: unknown): number {
   return EXIT.INTERNAL;
 }
 
-async function run(request: RunRequest): Promise<number> {
+async function run(
+  request: RunRequest,
+  timeouts: TimeoutSettings,
+): Promise<number> {
   log.setVerbose(request.verbose);
   using interrupts = new Interrupts((signal, count) => {
     if (count === 1) log.warn(`${signal}: stopping the VM`);
     else if (count === 2) log.warn(`${signal} again: terminating the VM now`);
   });
   const stopSignal = interrupts.stop.signal;
-  const consoleLog = request.consoleLog
-    ? await Deno.open(request.consoleLog, {
-      write: true,
-      create: true,
-      truncate: true,
-    })
-    : undefined;
+  let consoleLog: Deno.FsFile | undefined;
+  if (request.consoleLog) {
+    try {
+      consoleLog = await Deno.open(request.consoleLog, {
+        write: true,
+        create: true,
+        truncate: true,
+      });
+    } catch (error) {
+      throw new UsageError(
+        `Cannot write the console log ${request.consoleLog}: ${
+          (error as Error).message
+        }. Choose a file in a folder that exists and is writable`,
+      );
+    }
+  }
   let machine: Machine | undefined;
   let status: number | undefined;
   try {
@@ -127,6 +151,7 @@ async function run(request: RunRequest): Promise<number> {
       memoryMb: request.memoryMb,
       cpus: request.cpus,
       readOnly: request.readOnly,
+      pipeServer: request.pipeServer,
       consoleOnly: request.consoleOnly || request.interactive,
       credentials: { user: request.user, password: request.password },
       onDocument: request.debug
@@ -137,6 +162,8 @@ async function run(request: RunRequest): Promise<number> {
       debug: log.debug,
       signal: stopSignal,
       readyTimeoutMs: request.bootTimeoutSeconds * 1000,
+      timeouts: timeouts.hcs,
+      consoleTimeoutMs: timeouts.consoleMs,
     });
     status = request.interactive
       ? await interactive(machine, stopSignal, request.bootTimeoutSeconds)
@@ -145,7 +172,8 @@ async function run(request: RunRequest): Promise<number> {
     if (stopSignal.aborted) status = interrupts.status;
     else if (machine && !(error instanceof HcsError)) {
       log.error((error as Error).message);
-      if (machine.console.tail()) {
+      // A ConsoleError's message carries the console's last lines already.
+      if (!(error instanceof ConsoleError) && machine.console.tail()) {
         log.info(`Last console lines:\n${machine.console.tail()}`);
       }
       status = error instanceof ConsoleError ? EXIT.CONSOLE : EXIT.HCS;
@@ -172,12 +200,17 @@ async function command(
   request: RunRequest,
   stopSignal: AbortSignal,
 ): Promise<number> {
-  const interrupt = request.timeoutSeconds === undefined
-    ? stopSignal
-    : AbortSignal.any([
-      stopSignal,
-      AbortSignal.timeout(request.timeoutSeconds * 1000),
-    ]);
+  // --timeout is the command's: the boot has --boot-timeout.
+  await machine.ready(stopSignal);
+  // A reader that went away (`vmrunner yes | head`) ends the command too.
+  const outputGone = new AbortController();
+  const interrupt = AbortSignal.any([
+    stopSignal,
+    outputGone.signal,
+    ...(request.timeoutSeconds === undefined
+      ? []
+      : [AbortSignal.timeout(request.timeoutSeconds * 1000)]),
+  ]);
   const stdout = Deno.stdout.writable.getWriter();
   let writeError: unknown;
   // Writes finish in order: the last one done means all are.
@@ -185,13 +218,26 @@ async function command(
   try {
     const { status } = await machine.run(request.command, {
       output: (bytes) => {
-        written = stdout.write(bytes).catch((error) => (writeError ??= error));
+        if (writeError) return;
+        written = stdout.write(bytes).catch((error) => {
+          writeError ??= error;
+          outputGone.abort();
+        });
       },
       input: Deno.stdin.isTerminal() ? undefined : Deno.stdin.readable,
       signal: interrupt,
     });
     await written;
-    if (writeError) throw writeError;
+    if (writeError instanceof Deno.errors.BrokenPipe) {
+      // As a program killed by SIGPIPE would, quietly.
+      return EXIT.BROKEN_PIPE;
+    }
+    if (writeError) {
+      log.error(
+        `Cannot write the command's output: ${(writeError as Error).message}`,
+      );
+      return EXIT.INTERNAL;
+    }
     if (interrupt.aborted && !stopSignal.aborted) {
       log.error(
         `The command ran longer than --timeout ${request.timeoutSeconds} s ` +
@@ -238,41 +284,22 @@ async function interactive(
   } finally {
     stdout.releaseLock();
   }
-  return 0;
-}
-
-async function list(request: ListRequest): Promise<number> {
-  const systems = await ComputeSystem.enumerate(
-    request.all ? {} : { Owners: [OWNER] },
-  );
-  const rows = [["ID", "STATE", "OWNER", "RUNTIME ID"]];
-  for (const system of systems) {
-    rows.push([system.id, system.state, system.owner, system.runtimeId ?? ""]);
+  // A console that closed means the VM ended: say how, and fail unless the
+  // guest powered itself off.
+  const exit = machine.console.isEnded
+    ? await machine.system.waitForExit({ timeoutMs: 2000 }).catch(() =>
+      undefined
+    )
+    : undefined;
+  if (machine.console.isEnded && (!exit || exit.status !== 0)) {
+    log.error(
+      exit
+        ? `The VM ${machine.id} ended (status ${
+          formatHresult(exit.status)
+        }): it crashed, or something terminated it`
+        : `The console of ${machine.id} closed, and the VM did not say why`,
+    );
+    return EXIT.HCS;
   }
-  const widths = rows[0].map((_, column) =>
-    Math.max(...rows.map((row) => row[column].length))
-  );
-  const text = rows.map((row) =>
-    row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()
-  ).join("\n");
-  await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
   return 0;
-}
-
-async function kill(request: KillRequest): Promise<number> {
-  const ids = request.all
-    ? (await ComputeSystem.enumerate({ Owners: [OWNER] })).map((s) => s.id)
-    : request.ids;
-  let status = 0;
-  for (const id of ids) {
-    try {
-      await using system = await ComputeSystem.open(id);
-      await system.terminate();
-      log.info(`killed ${id}`);
-    } catch (error) {
-      log.error(error instanceof Error ? error.message : String(error));
-      status = EXIT.HCS;
-    }
-  }
-  return status;
 }

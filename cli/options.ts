@@ -13,6 +13,7 @@ import {
   Option,
 } from "commander";
 import { EXIT_HELP } from "./exit_codes.ts";
+import { DEFAULT_TIMEOUTS, type HcsTimeouts } from "../hcs/timeouts.ts";
 import { ESCAPE_HELP } from "../console/interactive.ts";
 import {
   DEFAULT_CMDLINE,
@@ -42,6 +43,8 @@ export interface RunRequest {
   bootTimeoutSeconds: number;
   consoleOnly: boolean;
   readOnly: boolean;
+  /** Serve the console pipe before the VM starts (`--pipe-server`). */
+  pipeServer: boolean;
   user?: string;
   password?: string;
   consoleLog?: string;
@@ -53,11 +56,13 @@ export interface ListRequest {
   all: boolean;
 }
 
-/** `vmrunner kill <id>... | --all`. */
+/** `vmrunner kill [--any-owner] <id>... | --all`. */
 export interface KillRequest {
   kind: "kill";
   ids: string[];
   all: boolean;
+  /** Also end named systems that another program made. */
+  anyOwner: boolean;
 }
 
 /** `--help` or `--version`, already printed. */
@@ -67,6 +72,12 @@ export interface DoneRequest {
 
 /** Any parsed command line. */
 export type Request = RunRequest | ListRequest | KillRequest | DoneRequest;
+
+/** The forms of the command line, for usage errors. */
+export const USAGE = `Usage: vmrunner [options] [--] <command> [args...]
+       vmrunner -i [options]
+       vmrunner list [--all]
+       vmrunner kill [--any-owner] <id>... | --all`;
 
 /** A command line that cannot be run; the message says why. */
 export class UsageError extends Error {
@@ -91,6 +102,7 @@ const LONG_FLAGS = new Set([
   "boot-timeout",
   "console",
   "read-only",
+  "pipe-server",
   "user",
   "password",
   "console-log",
@@ -231,6 +243,11 @@ function runCommand(): Command {
       "--read-only",
       "attach the root disk read-only (several VMs can share it)",
     )
+    .option(
+      "--pipe-server",
+      "create the console pipe before the VM, which then connects to it " +
+        "(keeps the whole boot; see the README)",
+    )
     .option("--user <name>", "account for a login prompt (default: root)")
     .option("--password <text>", "password for a login prompt")
     .option(
@@ -244,15 +261,19 @@ function runCommand(): Command {
       "after",
       `
 Commands:
-  vmrunner list [--all]          list vmrunner's VMs (--all: every owner's)
-  vmrunner kill <id>... | --all  terminate VMs
+  vmrunner list [--all]          list vmrunner's VMs: id, state, owner, age
+                                 (--all: every owner's)
+  vmrunner kill <id>... | --all  terminate vmrunner's VMs (--any-owner <id>:
+                                 another program's too)
   To run a guest command named list or kill, put -- before it.
 
 Single-dash spellings work too: -memory 4096 -cpu 4 -debug -id my-vm.
 In -i mode, leave with ${ESCAPE_HELP}.
 ${EXIT_HELP}
 
-Environment: VMRUNNER_USER, VMRUNNER_PASSWORD.`,
+Environment:
+  VMRUNNER_USER, VMRUNNER_PASSWORD  answer a login: prompt
+${timeoutHelp()}`,
     )
     .exitOverride()
     .configureOutput({ outputError: () => {} })
@@ -314,6 +335,7 @@ export function parseArgs(
       bootTimeoutSeconds: o.bootTimeout,
       consoleOnly: Boolean(o.console),
       readOnly: Boolean(o.readOnly),
+      pipeServer: Boolean(o.pipeServer),
       user: o.user ?? env.VMRUNNER_USER,
       password: o.password ?? env.VMRUNNER_PASSWORD,
       consoleLog: o.consoleLog,
@@ -364,6 +386,7 @@ function parseKill(args: string[]): KillRequest {
     .description("Terminate VMs")
     .argument("[ids...]", "the VMs to terminate")
     .option("--all", "terminate every VM vmrunner made")
+    .option("--any-owner", "also terminate named VMs another program made")
     .exitOverride()
     .configureOutput({ outputError: () => {} })
     .action(() => {});
@@ -375,5 +398,94 @@ function parseKill(args: string[]): KillRequest {
   if (all && program.args.length > 0) {
     throw new UsageError("kill takes ids or --all, not both");
   }
-  return { kind: "kill", ids: program.args, all };
+  const anyOwner = Boolean(program.opts().anyOwner);
+  if (all && anyOwner) {
+    throw new UsageError(
+      "kill --all ends only vmrunner's VMs; name others' with --any-owner ID",
+    );
+  }
+  return { kind: "kill", ids: program.args, all, anyOwner };
+}
+
+/** What the environment changes about how long vmrunner waits. */
+export interface TimeoutSettings {
+  /** Overrides of the HCS operations' timeouts. */
+  hcs: Partial<HcsTimeouts>;
+  /** How long to wait for the console pipe to accept a connection. */
+  consoleMs?: number;
+}
+
+/**
+ * The environment variables that change a timeout, in seconds, like
+ * hcsshim's HCSSHIM_TIMEOUT_*: for a slow host, or a test that wants a
+ * failure fast.
+ */
+export const TIMEOUT_VARIABLES = {
+  VMRUNNER_TIMEOUT_CREATE: "createMs",
+  VMRUNNER_TIMEOUT_START: "startMs",
+  VMRUNNER_TIMEOUT_SHUTDOWN: "shutdownMs",
+  VMRUNNER_TIMEOUT_TERMINATE: "terminateMs",
+  VMRUNNER_TIMEOUT_CALL: "callMs",
+  VMRUNNER_TIMEOUT_CONSOLE: "consoleMs",
+} as const;
+
+/** The console pipe's default wait, in milliseconds. */
+export const DEFAULT_CONSOLE_TIMEOUT_MS = 30_000;
+
+/**
+ * Reads the `VMRUNNER_TIMEOUT_*` variables.
+ *
+ * @throws {UsageError} naming a variable whose value is not a number of
+ * seconds above zero.
+ */
+export function timeoutsFromEnv(
+  env: Record<string, string | undefined>,
+): TimeoutSettings {
+  const settings: TimeoutSettings = { hcs: {} };
+  for (const [name, key] of Object.entries(TIMEOUT_VARIABLES)) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    const seconds = Number(value);
+    if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+      throw new UsageError(
+        `${name} must be a number of seconds above zero, not "${value}"`,
+      );
+    }
+    const ms = Math.round(seconds * 1000);
+    if (key === "consoleMs") settings.consoleMs = ms;
+    else settings.hcs[key] = ms;
+  }
+  return settings;
+}
+
+/** The variable that sets how long an HCS operation may take. */
+export function timeoutVariableFor(operation: string): string | undefined {
+  const key: keyof HcsTimeouts = operation === "HcsCreateComputeSystem"
+    ? "createMs"
+    : operation === "HcsStartComputeSystem"
+    ? "startMs"
+    : operation === "HcsShutdownComputeSystem"
+    ? "shutdownMs"
+    : operation === "HcsTerminateComputeSystem"
+    ? "terminateMs"
+    : "callMs";
+  return Object.entries(TIMEOUT_VARIABLES).find(([, k]) => k === key)?.[0];
+}
+
+function timeoutHelp(): string {
+  const seconds = (ms: number) => `${ms / 1000}`;
+  return [
+    "  VMRUNNER_TIMEOUT_CREATE    seconds to wait for HCS to create the VM " +
+    `(${seconds(DEFAULT_TIMEOUTS.createMs)})`,
+    "  VMRUNNER_TIMEOUT_START     ... to start it " +
+    `(${seconds(DEFAULT_TIMEOUTS.startMs)})`,
+    "  VMRUNNER_TIMEOUT_CONSOLE   ... for its console pipe to appear " +
+    `(${seconds(DEFAULT_CONSOLE_TIMEOUT_MS)})`,
+    "  VMRUNNER_TIMEOUT_SHUTDOWN  ... for it to shut down, else it is " +
+    `terminated (${seconds(DEFAULT_TIMEOUTS.shutdownMs)})`,
+    "  VMRUNNER_TIMEOUT_TERMINATE ... for a termination " +
+    `(${seconds(DEFAULT_TIMEOUTS.terminateMs)})`,
+    "  VMRUNNER_TIMEOUT_CALL      ... for any other HCS call " +
+    `(${seconds(DEFAULT_TIMEOUTS.callMs)})`,
+  ].join("\n");
 }

@@ -26,10 +26,12 @@ const ANSI_ESCAPE = new RegExp(
   "g",
 );
 
+// Shared: readableText runs for every chunk while a shell is looked for.
+const decoder = new TextDecoder();
+
 /** Terminal text made readable: escape sequences and CRs removed. */
 export function readableText(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes).replace(ANSI_ESCAPE, "")
-    .replaceAll("\r", "");
+  return decoder.decode(bytes).replace(ANSI_ESCAPE, "").replaceAll("\r", "");
 }
 
 /** The console of one VM, read from the moment it is made. */

@@ -116,6 +116,9 @@ function kernelLineEnd(data: Uint8Array, at: number): number | undefined {
   if (need()) return undefined;
   if (data[i] !== CLOSE_BRACKET) return -1;
   i++;
+  // The kernel writes "] " and pads the seconds to five places.
+  if (i >= data.length) return undefined;
+  if (data[i] !== SPACE || i - at < 14) return -1;
   while (true) {
     if (need()) return i - at > MAX_KERNEL_LINE ? -1 : undefined;
     if (data[i] === LF) return data[i - 1] === CR ? i + 1 : -1;

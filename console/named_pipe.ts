@@ -211,6 +211,24 @@ export function createNamedPipeServer(
   return new PipeConnection(path, readHandle(out), true, signal);
 }
 
+/**
+ * Streams over a pipe handle opened elsewhere, such as a stdio handle that
+ * HcsCreateProcess returned; `name` names it in errors. The handle must be
+ * open for overlapped I/O (a synchronous one would block the JavaScript
+ * thread on every read). The transport owns it: `close()` closes it.
+ *
+ * @throws {TypeError} When the handle is null or INVALID_HANDLE_VALUE.
+ */
+export function pipeTransportFromHandle(
+  handle: Deno.PointerValue,
+  name: string,
+): ConsoleTransport {
+  if (isInvalidHandle(handle)) {
+    throw new TypeError(`Cannot use the handle of ${name}: it is not valid`);
+  }
+  return new PipeConnection(name, handle, false);
+}
+
 /** `\\.\pipe\NAME` as the NT path `\??\pipe\NAME`. */
 function toNtPath(path: string): string {
   return `\\??\\pipe\\${pipeBaseName(path)}`;

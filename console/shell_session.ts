@@ -5,7 +5,7 @@
  * Instead:
  *
  * 1. Reaching a shell: answer login, password and "press Enter" prompts,
- *    and otherwise send a probe (`echo VMR''RDY<nonce>`) whose reply differs
+ *    and otherwise send a probe (`echo VMR\RDY<nonce>`) whose reply differs
  *    from its echo, until the reply comes back.
  * 2. Setting up once: the terminal stops echoing and processing output,
  *    kernel messages are kept off the console, and a plain non-interactive
@@ -21,6 +21,7 @@
  */
 
 import { encodeBase64 } from "./base64.ts";
+import { shellQuote } from "./quoting.ts";
 import { type ConsoleChannel, readableText } from "./channel.ts";
 import {
   FrameScanner,
@@ -94,6 +95,8 @@ const ACK_EVERY = 8;
 /** Transfer lines in flight: stays well inside the tty's 4 KiB buffer. */
 const TRANSFER_WINDOW = 2 * ACK_EVERY;
 
+/** Characters of console text the prompt patterns look at. */
+const PROMPT_TEXT = 4096;
 /** Quiet time before answering a prompt or probing, in ms. */
 const SETTLE_MS = 300;
 /** Time between probes while the console is quiet. */
@@ -104,6 +107,8 @@ const PROBE_ANYWAY_MS = 4000;
 const SYNC_TIMEOUT_MS = 15_000;
 /** How long an interrupted command gets to report its status. */
 const INTERRUPT_GRACE_MS = 3000;
+/** Quiet time after which a running command's loop is checked on. */
+const ALIVE_PROBE_MS = 3000;
 /** How often Ctrl+C is sent again while an interrupted command runs on. */
 const INTERRUPT_REPEAT_MS = 1000;
 
@@ -113,11 +118,13 @@ const ASK_FIRST = /Please press Enter to activate this console\. *$/;
 const LOGIN_INCORRECT = /Login incorrect/;
 
 /**
- * The guest-side shell program that reads and runs our lines. `trap : INT`
- * lets Ctrl+C end the running command but not the loop; a `read` that a
- * signal interrupted is retried, anything else ends the loop.
+ * The guest-side shell program that reads and runs our lines. Trapping
+ * INT, TERM and HUP lets Ctrl+C or a command's `kill 0` end the running
+ * command but not the loop (commands get the default actions back); a
+ * `read` that a signal interrupted is retried, anything else ends the loop.
  */
-const LOOP = 'trap : INT; while :; do if IFS= read -r l; then eval "$l"; ' +
+const LOOP =
+  'trap : INT TERM HUP; while :; do if IFS= read -r l; then eval "$l"; ' +
   "else [ $? -gt 128 ] || break; fi; done";
 
 /**
@@ -185,20 +192,37 @@ export class ShellSession {
   async reachShell(deadline: number, signal?: AbortSignal): Promise<void> {
     const nonce = newNonce();
     const reply = `VMRRDY${nonce}`;
-    const probe = `echo VMR''RDY${nonce}\r`;
+    // The backslash makes the reply differ from the probe's echo. Quotes
+    // would too, but a probe cut short would leave one open, and every
+    // later probe would then sit at the shell's continuation prompt; a cut
+    // backslash merely joins two probes, whose reply still comes back.
+    const probe = `echo VMR\\RDY${nonce}\r`;
     const { user = "root", password } = this.#options.credentials ?? {};
     // A prompt may have arrived before anybody listened.
-    let text = this.#channel.recentText().slice(-4096);
+    let text = this.#channel.recentText().slice(-PROMPT_TEXT);
+    // The console comes a byte at a time while the guest boots, so each
+    // chunk gets only cheap work: the reply is looked for in a short tail,
+    // and the text for the prompt patterns is trimmed now and then rather
+    // than copied on every byte.
+    let tail = "";
+    let answered = false;
     let wake: () => void = () => {};
     const stop = this.#channel.listen((chunk) => {
-      text = (text + readableText(chunk)).slice(-4096);
-      wake();
+      const piece = readableText(chunk);
+      tail = tail.slice(-reply.length) + piece;
+      answered ||= tail.includes(reply);
+      text += piece;
+      if (text.length > 2 * PROMPT_TEXT) text = text.slice(-PROMPT_TEXT);
+      if (answered) wake();
     });
+    // Prompts are answered only once the console is quiet, so the loop
+    // looks every 100 ms rather than on every chunk.
+    const ticker = setInterval(() => wake(), 100);
     // Probe once the console settles, not into the middle of a boot.
     let lastProbe = Date.now() - PROBE_INTERVAL_MS;
     let logins = 0;
     try {
-      while (!text.includes(reply)) {
+      while (!answered) {
         signal?.throwIfAborted();
         if (this.#channel.isEnded) {
           throw new ConsoleError(
@@ -216,6 +240,7 @@ export class ShellSession {
           );
         }
         const quiet = now - this.#channel.lastDataAt >= SETTLE_MS;
+        if (quiet) text = text.slice(-PROMPT_TEXT);
         if (quiet && ASK_FIRST.test(text)) {
           this.#debug("answering the activation prompt");
           text = "";
@@ -250,15 +275,10 @@ export class ShellSession {
           lastProbe = now;
           await this.#channel.write(probe);
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 100);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
+      clearInterval(ticker);
       stop();
     }
   }
@@ -285,13 +305,20 @@ export class ShellSession {
     const nonce = newNonce();
     const inline = command.length <= MAX_INLINE_COMMAND &&
       isPlainLine(command);
-    const script = inline ? command : 'eval "$__s"';
-    const stdin = options.input ? `__vmr_in ${nonce} |` : "";
+    // The command runs through eval in a subshell: a `#`, a stray quote or
+    // a syntax error then stays inside it and cannot swallow the end marker
+    // or end the loop. `l` holds this line, nonce included: unset, so the
+    // command cannot learn the nonce and forge the end marker.
+    const script = "unset l; " +
+      (inline ? `eval ${shellQuote(command)}` : 'eval "$__s"');
+    const stdin = options.input ? `__vmr_in ${nonce} | ` : "";
     const redirect = options.input ? "" : " </dev/null";
-    const line = "__n=0; " +
+    // The guest's shell reads a line a byte at a time, at some 20 µs a
+    // byte under emulation: the line carries nothing it does not need.
+    const line = (options.input || !inline ? "__n=0; " : "") +
       (inline ? "" : `__s=$(__vmr_in ${nonce}); `) +
-      `${printMarker(nonce, "b")}; ${stdin} ( ${script} )${redirect}; ` +
-      `${printMarker(nonce, "e", '"$?"')}\n`;
+      `${printMarker(nonce, "b")}; ${stdin}( ${script} )${redirect}; ` +
+      `${printMarker(nonce, "e", "$?")}\n`;
 
     const kernel = new KernelMessageFilter();
     const frame = new FrameScanner(nonce);
@@ -305,17 +332,31 @@ export class ShellSession {
       for (const resolve of wake) resolve();
     };
     const changed = () => new Promise<void>((resolve) => waiting.push(resolve));
+    // Asked while the command runs quietly: answered at once only by a
+    // shell that took over the console because the loop died (a command
+    // may kill its parent shell); the live loop reads it after the end.
+    const alive = `VMRALIVE${nonce}`;
+    let aliveTail = "";
+    let loopDied = false;
     const stop = this.#channel.listen((chunk) => {
+      aliveTail = aliveTail.slice(-alive.length) + readableText(chunk);
+      if (!loopDied && aliveTail.includes(alive)) {
+        loopDied = true;
+        notify();
+      }
       const { data, messages } = kernel.push(chunk);
       for (const message of messages) {
         this.#options.warn?.(`guest kernel: ${message.trim()}`);
       }
+      let moved = false;
       for (const event of frame.push(data)) {
         if (event.kind === "output") options.output(event.bytes);
         else if (event.kind === "ack") acked = event.count;
         else if (event.kind === "end") status = event.status;
+        moved ||= event.kind !== "output";
       }
-      notify();
+      // Output alone changes nothing anybody waits for.
+      if (moved) notify();
     });
 
     if (options.signal?.aborted) {
@@ -337,6 +378,10 @@ export class ShellSession {
     };
     options.signal?.addEventListener("abort", interrupt, { once: true });
     const input = options.input?.getReader();
+    // The console's end and the interrupt's deadlines are not events of the
+    // stream: look every 200 ms. One timer for the run, not one per chunk
+    // (megabytes of output come in tens of thousands of chunks).
+    const ticker = setInterval(notify, 200);
     try {
       await this.#channel.write(line);
       // Input goes on in the background: the command may end, or be
@@ -362,12 +407,34 @@ export class ShellSession {
         this.#options.warn?.(`Cannot pass input to the guest: ${error}`);
       });
 
+      // Unanswered probes wait in the guest's tty buffer for the loop, so
+      // they thin out: 3 s, 6 s, 12 s ... apart, at most a minute.
+      let lastAliveProbe = Date.now();
+      let aliveInterval = ALIVE_PROBE_MS;
       while (status === undefined) {
         if (this.#channel.isEnded) {
           throw new ConsoleError(
             "The console closed while the command was running",
             this.#channel.tail(),
           );
+        }
+        if (loopDied) {
+          this.#ready = false;
+          await input?.cancel();
+          throw new ConsoleError(
+            "The command ended the shell vmrunner runs commands in (did " +
+              "it kill its parent?), so its exit status is unknown",
+            this.#channel.tail(),
+          );
+        }
+        const quietFor = Date.now() - this.#channel.lastDataAt;
+        if (
+          !interrupted && quietFor >= ALIVE_PROBE_MS &&
+          Date.now() - lastAliveProbe >= aliveInterval
+        ) {
+          lastAliveProbe = Date.now();
+          aliveInterval = Math.min(2 * aliveInterval, 60_000);
+          await this.#channel.write(`echo VMR\\ALIVE${nonce}\n`);
         }
         if (interrupted) {
           const now = Date.now();
@@ -380,12 +447,13 @@ export class ShellSession {
           // A program that catches one Ctrl+C may stop at the next.
           if (now - lastCtrlC >= INTERRUPT_REPEAT_MS) sendCtrlC();
         }
-        await Promise.race([changed(), delay(200)]);
+        await changed();
       }
       await input?.cancel();
       await sending;
       return status;
     } finally {
+      clearInterval(ticker);
       options.signal?.removeEventListener("abort", interrupt);
       input?.releaseLock();
       stop();
@@ -402,15 +470,25 @@ export class ShellSession {
       text = (text + readableText(chunk)).slice(-4096);
       if (text.includes(expected)) seen();
     });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
+      // The line speed means nothing to a virtual UART but this: input
+      // below its FIFO's trigger level is reported after four characters'
+      // time of silence, 4 ms at the 9600 baud a serial console starts
+      // with, 0.35 ms at 115200. Any line can end in such a remainder.
       await this.#channel.write(
-        `${INPUT_FUNCTION}; ${printMarker(nonce, "s")}\n`,
+        `${INPUT_FUNCTION}; stty 115200 2>/dev/null; ` +
+          `${printMarker(nonce, "s")}\n`,
       );
       return await Promise.race([
         arrived.then(() => true),
-        delay(timeoutMs).then(() => false),
+        new Promise<boolean>((resolve) => {
+          // Cleared below, so that no timer outlives the set-up.
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
       ]);
     } finally {
+      clearTimeout(timer);
       stop();
     }
   }
@@ -462,8 +540,4 @@ async function* transferLines(
     pending = joined.slice(offset);
   }
   if (pending.length > 0) yield `#${encodeBase64(pending)}\n`;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

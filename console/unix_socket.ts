@@ -47,10 +47,46 @@ export async function connectUnixSocket(
   }
 }
 
-function fromConnection(conn: Deno.UnixConn): ConsoleTransport {
+/** Bytes asked for per read, into one buffer that every read reuses. */
+const READ_BYTES = 64 * 1024;
+
+/**
+ * The connection's bytes as a stream of chunks, each a copy of what one
+ * read returned. Deno's `conn.readable` gives every read a fresh 64 KiB
+ * buffer, and QEMU's serial port writes a byte at a time, so a 23 kB boot
+ * log came as some 20,000 one-byte chunks, each holding 64 KiB: about 30 MB
+ * of resident memory, and work for the garbage collector while the guest
+ * boots. Ends, and errors, as `conn.readable` does.
+ */
+function readableOf(conn: Deno.UnixConn): ReadableStream<Uint8Array> {
+  const buffer = new Uint8Array(READ_BYTES);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let count: number | null;
+      try {
+        count = await conn.read(buffer);
+      } catch (error) {
+        controller.error(error);
+        return;
+      }
+      if (count === null) controller.close();
+      else controller.enqueue(buffer.slice(0, count));
+    },
+    cancel() {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** A connected socket as a console transport (for `serveConsole` too). */
+export function fromConnection(conn: Deno.UnixConn): ConsoleTransport {
   let closed = false;
   return {
-    readable: conn.readable,
+    readable: readableOf(conn),
     writable: conn.writable,
     close() {
       if (!closed) {

@@ -120,6 +120,7 @@ export class ComputeSystem implements AsyncDisposable {
       : JSON.stringify(document);
     const handleOut = outPointer();
     const resultOut = outPointer();
+    const started = Date.now();
     const hr = await withDeadline(
       lib.symbols.HcsCreateComputeSystem(
         wideString(id),
@@ -153,6 +154,7 @@ export class ComputeSystem implements AsyncDisposable {
           NOTIFICATION.SystemCreateCompleted,
           timeouts.createMs,
           options.signal,
+          started,
         );
       }
     } catch (error) {
@@ -504,8 +506,9 @@ export class ComputeSystem implements AsyncDisposable {
       await this.#awaitCompletion(
         operation,
         expected,
-        Math.max(0, timeoutMs - (Date.now() - started)),
+        timeoutMs,
         signal,
+        started,
       );
       return;
     }
@@ -519,15 +522,20 @@ export class ComputeSystem implements AsyncDisposable {
     }
   }
 
+  /** Waits for `expected` until `timeoutMs` after `started`. */
   async #awaitCompletion(
     operation: string,
     expected: number,
     timeoutMs: number,
     signal?: AbortSignal,
+    started: number = Date.now(),
   ): Promise<void> {
     let notification: Notification;
     try {
-      notification = await this.#inbox.wait([expected], { timeoutMs, signal });
+      notification = await this.#inbox.wait([expected], {
+        timeoutMs: Math.max(0, timeoutMs - (Date.now() - started)),
+        signal,
+      });
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       throw new HcsError({

@@ -31,6 +31,8 @@ export const HRESULT = {
   SERVICE_DISCONNECT: 0x8037011E,
   PROCESS_ALREADY_STOPPED: 0x8037011F,
   E_ACCESSDENIED: 0x80070005,
+  /** `HRESULT_FROM_WIN32(ERROR_SHARING_VIOLATION)`: a file is in use. */
+  SHARING_VIOLATION: 0x80070020,
   E_INVALIDARG: 0x80070057,
   /** `HRESULT_FROM_WIN32(ERROR_NOT_FOUND)`. */
   ELEMENT_NOT_FOUND: 0x80070490,
@@ -196,6 +198,14 @@ export function hresultHint(hr: number, id?: string): string | undefined {
     return `Choose another id, or stop the old VM with: vmrunner kill ${
       id ?? "<id>"
     }`;
+  }
+  if (unsigned(hr) === HRESULT.SHARING_VIOLATION) {
+    return "A disk can be shared only read-only: run each VM with " +
+      "--read-only, or give each its own copy of the disk (--rootfs)";
+  }
+  if (unsigned(hr) === HRESULT.WAIT_TIMEOUT) {
+    return "The Host Compute Service may be busy or hung: check that the " +
+      "vmcompute service is running (Get-Service vmcompute) and try again";
   }
   if (isHcsCode(hr, HRESULT.INVALID_JSON)) {
     return "Check the document printed by -debug against the error events";

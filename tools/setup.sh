@@ -3,7 +3,8 @@
 # simulator, and running the tests, need. Idempotent: it installs only what
 # is missing, so a second run costs a few milliseconds.
 #
-# Usage: tools/setup.sh [--windows]   (--windows: also what Wine needs)
+# Usage: tools/setup.sh [--windows]   (--windows: also what the Windows
+#        tests need: Wine's patchelf, and unzip to check the release zip)
 set -eu
 
 need=""
@@ -22,6 +23,7 @@ want x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
 [ -x /bin/busybox ] || need="$need busybox-static"
 if [ "${1:-}" = "--windows" ]; then
   want patchelf patchelf
+  want unzip unzip
 fi
 
 [ -n "$need" ] || exit 0

@@ -6,12 +6,26 @@
  */
 
 import { ConsoleChannel } from "../console/channel.ts";
-import { connectConsole } from "../console/connect.ts";
+import {
+  connectConsole,
+  type ConsoleServer,
+  serveConsole,
+} from "../console/connect.ts";
 import { consolePipeName } from "../console/pipe_name.ts";
 import { shellCommand } from "../console/quoting.ts";
-import { type Credentials, ShellSession } from "../console/shell_session.ts";
+import {
+  ConsoleError,
+  type Credentials,
+  ShellSession,
+} from "../console/shell_session.ts";
 import type { ConsoleTransport } from "../console/transport.ts";
-import { ComputeSystem, type HcsOptions } from "../hcs/compute_system.ts";
+import {
+  ComputeSystem,
+  type HcsOptions,
+  type SystemExit,
+} from "../hcs/compute_system.ts";
+import { HcsError } from "../hcs/hcs_error.ts";
+import { formatHresult, HRESULT } from "../hcs/hresult.ts";
 import { type ComputeSystemDocument, vmDocument } from "../hcs/document.ts";
 import { HcsProcess } from "../hcs/process.ts";
 import { type ImageChoice, resolveImage } from "./image.ts";
@@ -53,6 +67,14 @@ export interface MachineOptions extends ImageChoice, HcsOptions {
   signal?: AbortSignal;
   /** How long to wait for a shell on the console; default 120 s. */
   readyTimeoutMs?: number;
+  /** How long to wait for the console pipe to appear; default 30 s. */
+  consoleTimeoutMs?: number;
+  /**
+   * Serve the console pipe before the VM exists, for the VM to connect to
+   * as a client (HCS.md 7), instead of connecting to the pipe the VM
+   * serves. The console then has the whole boot.
+   */
+  pipeServer?: boolean;
 }
 
 /** Where a command's output goes and where its input comes from. */
@@ -147,27 +169,47 @@ export class Machine implements AsyncDisposable {
     options.onDocument?.(document);
     options.signal?.throwIfAborted();
 
+    // A server must be there before the VM starts: HCS connects to it then,
+    // once, and never again.
+    const server = options.pipeServer
+      ? await servePipe(pipe, options.signal)
+      : undefined;
+    if (server) options.debug?.(`serving the console pipe ${pipe}`);
     options.debug?.(`creating ${id}`);
-    const system = await ComputeSystem.create(id, document, options);
+    let system: ComputeSystem;
+    try {
+      system = await ComputeSystem.create(id, document, options);
+    } catch (error) {
+      await server?.close();
+      throw error;
+    }
     const connecting = new AbortController();
     let transport: Promise<ConsoleTransport> | undefined;
     try {
       options.signal?.throwIfAborted();
       // Connect while the VM starts, so that little of the boot is missed.
-      transport = connectConsole(pipe, { signal: connecting.signal });
+      transport = server
+        ? acceptPipe(id, pipe, server, options.consoleTimeoutMs)
+        : connectPipe(id, pipe, options.consoleTimeoutMs, {
+          signal: connecting.signal,
+        });
       transport.catch(() => {});
       options.debug?.(`starting ${id}`);
-      await system.start(options.signal);
+      await system.start(options.signal).catch((error) => {
+        throw explainStartFailure(error, image.rootfs, options.readOnly);
+      });
       options.signal?.throwIfAborted();
+      options.debug?.(`waiting for the console ${pipe}`);
       const channel = new ConsoleChannel(
         await raceExit(system, transport, options.signal),
         { log: options.consoleLog },
       );
-      options.debug?.(`console ${pipe} connected`);
+      options.debug?.(`console ${pipe} connected; waiting for a shell`);
       return new Machine(system, channel, options);
     } catch (error) {
       connecting.abort();
       await transport?.then((t) => t.close(), () => {});
+      await server?.close();
       await system.stop({ shutdownMs: 0 }).catch(() => {});
       await system.close();
       throw error;
@@ -248,8 +290,9 @@ export class Machine implements AsyncDisposable {
   }
 
   /**
-   * Stops the VM (a graceful shutdown, then termination) and releases the
-   * console and the handle. Safe to call more than once.
+   * Stops the VM (a graceful shutdown, then termination; a VM booted
+   * `readOnly` is terminated at once) and releases the console and the
+   * handle. Safe to call more than once.
    */
   dispose(): Promise<void> {
     this.#disposing ??= this.#dispose();
@@ -263,7 +306,17 @@ export class Machine implements AsyncDisposable {
 
   async #dispose() {
     const errors: unknown[] = [];
-    await this.system.stop().catch((error) => errors.push(error));
+    // With its only disk read-only the guest has nothing to flush, and a
+    // graceful shutdown would only add the guest's power-off (about 0.15 s
+    // of a 7 s run here) to every run.
+    // A guest that never gave us a shell is unlikely to honour a shutdown
+    // request either (its power-button handler may not run yet): waiting
+    // for one would only add the shutdown timeout to a failed run.
+    const graceful = !this.#options.readOnly && this.shell.isReady;
+    const stopping = graceful
+      ? this.system.stop()
+      : this.system.stop({ shutdownMs: 0 });
+    await stopping.catch((error) => errors.push(error));
     await this.console.close().catch((error) => errors.push(error));
     await this.system.close().catch((error) => errors.push(error));
     if (errors.length === 1) throw errors[0];
@@ -271,6 +324,141 @@ export class Machine implements AsyncDisposable {
       throw new AggregateError(errors, `Cannot tear down ${this.id} cleanly`);
     }
   }
+}
+
+/**
+ * The VM ended, or HCS went away, while it was in use. `exit` says how it
+ * ended; it is absent when the connection to HCS was lost.
+ */
+export class MachineExitedError extends Error {
+  /** Always `"MachineExitedError"`. */
+  override name = "MachineExitedError";
+  /** How the VM ended, as HCS reported it; absent if HCS went away. */
+  readonly exit: SystemExit | undefined;
+
+  /** Describes the end of the VM `id`. */
+  constructor(id: string, exit: SystemExit | undefined) {
+    super(describeExit(id, exit));
+    this.exit = exit;
+  }
+}
+
+function describeExit(id: string, exit: SystemExit | undefined): string {
+  if (!exit) {
+    return "Lost the connection to the Host Compute Service while using " +
+      `${id}; HCS ends the VM once vmrunner's handle is closed. Check that the ` +
+      "vmcompute service is running (Get-Service vmcompute), then try again";
+  }
+  if (exit.unexpected) {
+    return `The VM ${id} exited unexpectedly (${
+      formatHresult(exit.status)
+    }); its last console lines may say why`;
+  }
+  let exitType: unknown;
+  try {
+    exitType = JSON.parse(exit.data)?.ExitType;
+  } catch {
+    // Undocumented data (HCS.md 3.4): the status alone has to do.
+  }
+  if (exitType === "ForcedExit") {
+    return `The VM ${id} was terminated by another program (such as ` +
+      "vmrunner kill or hcsdiag kill)";
+  }
+  return `The VM ${id} stopped: the guest powered off or rebooted`;
+}
+
+/**
+ * Connects to the console pipe, turning "it never appeared" into an error
+ * that says what to check.
+ */
+async function connectPipe(
+  id: string,
+  pipe: string,
+  timeoutMs: number | undefined,
+  options: { signal: AbortSignal },
+): Promise<ConsoleTransport> {
+  try {
+    return await connectConsole(pipe, { ...options, timeoutMs });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.TimedOut)) throw error;
+    const seconds = (timeoutMs ?? 30_000) / 1000;
+    throw new ConsoleError(
+      `The console pipe ${pipe} of ${id} did not appear within ${seconds} s ` +
+        "though the VM was started. Check that the HCS document (shown by " +
+        `-debug) has VirtualMachine.Devices.ComPorts."0".NamedPipe ${pipe}, ` +
+        "and that no other program holds that pipe name",
+      "",
+      { cause: error },
+    );
+  }
+}
+
+/** Serves the console pipe (`pipeServer`), saying what a failure means. */
+async function servePipe(
+  pipe: string,
+  signal: AbortSignal | undefined,
+): Promise<ConsoleServer> {
+  try {
+    return await serveConsole(pipe, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw new ConsoleError(
+      `Cannot serve the console pipe ${pipe}: ${(error as Error).message}. ` +
+        "Another program has that name: choose another -id, or run " +
+        "without --pipe-server",
+      "",
+      { cause: error },
+    );
+  }
+}
+
+/** Waits for the VM to connect to the console pipe vmrunner serves. */
+async function acceptPipe(
+  id: string,
+  pipe: string,
+  server: ConsoleServer,
+  timeoutMs = 30_000,
+): Promise<ConsoleTransport> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() =>
+      reject(
+        new ConsoleError(
+          `${id} did not connect to its console pipe ${pipe}, which ` +
+            `vmrunner served, within ${timeoutMs / 1000} s of being ` +
+            "started. This Hyper-V may not connect to an existing pipe: " +
+            "run without --pipe-server",
+          "",
+        ),
+      ), timeoutMs);
+  });
+  try {
+    return await Promise.race([server.accepted, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Names the disk when a start failed because another VM writes it. */
+function explainStartFailure(
+  error: unknown,
+  rootfs: string,
+  readOnly: boolean | undefined,
+): unknown {
+  if (
+    !(error instanceof HcsError) ||
+    error.hresult !== HRESULT.SHARING_VIOLATION || readOnly
+  ) {
+    return error;
+  }
+  return new HcsError({
+    operation: error.operation,
+    id: error.id,
+    hresult: error.hresult,
+    events: [...error.events],
+    detail: `The root disk ${rootfs} is in use by another VM`,
+    cause: error,
+  });
 }
 
 /** Fails `work` if the VM exits first. */
@@ -282,16 +470,7 @@ async function raceExit<T>(
   const watching = new AbortController();
   const exited = system.waitForExit({ signal: watching.signal }).then(
     (exit) => {
-      if (!exit) {
-        throw new Error(
-          `Lost the Host Compute Service while using ${system.id}`,
-        );
-      }
-      throw new Error(
-        exit.unexpected
-          ? `The VM ${system.id} exited unexpectedly`
-          : `The VM ${system.id} stopped`,
-      );
+      throw new MachineExitedError(system.id, exit);
     },
     () => new Promise<never>(() => {}),
   );

@@ -104,3 +104,8 @@ export async function vmProcessesFor(id: string): Promise<string[]> {
     line.includes(id) && !line.includes("ps -eo")
   );
 }
+
+/** An id nobody else running these tests at the same time will pick. */
+export function uniqueId(label: string): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}

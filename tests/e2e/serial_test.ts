@@ -7,7 +7,14 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { IMAGE_DIR, ROOT, text, vmProcessesFor, vmrunner } from "./helpers.ts";
+import {
+  IMAGE_DIR,
+  ROOT,
+  text,
+  uniqueId,
+  vmProcessesFor,
+  vmrunner,
+} from "./helpers.ts";
 
 /** Boot flags for a variant of the image, shared read-only. */
 function variant(name: string): string[] {
@@ -147,11 +154,12 @@ Deno.test("vmrunner ends with the last console lines when the guest offers no sh
 });
 
 Deno.test("Ctrl+C interrupts the guest command, stops the VM and exits 130", async () => {
+  const ctrlCId = uniqueId("e2e-ctrl-c");
   let interrupted = false;
   const running = vmrunner([
     ...variant("root"),
     "-id",
-    "e2e-ctrl-c",
+    ctrlCId,
     "sh",
     "-c",
     "echo started; sleep 600; echo never",
@@ -168,7 +176,7 @@ Deno.test("Ctrl+C interrupts the guest command, stops the VM and exits 130", asy
   assert.equal(text(result.stdout), "started\n");
   assert.match(result.stderr, /SIGINT/);
   assert.deepEqual(result.trace.leaks, []);
-  assert.deepEqual(await vmProcessesFor("e2e-ctrl-c"), []);
+  assert.deepEqual(await vmProcessesFor(ctrlCId), []);
 });
 
 Deno.test("vmrunner --console-log keeps the whole console, boot included", async () => {
@@ -202,9 +210,14 @@ Deno.test("vmrunner -i with piped stdin runs what it reads", async () => {
 
 Deno.test("vmrunner -i in a terminal: raw keys, Ctrl+C to the guest, window size, escape, terminal restored", async () => {
   const session = `vmr-e2e-${Deno.pid}`;
+  // A tmux server of our own: one somebody else started would run the
+  // command in its environment, not ours.
   const tmux = (...args: string[]) =>
-    new Deno.Command("tmux", { args, stdout: "piped", stderr: "piped" })
-      .output();
+    new Deno.Command("tmux", {
+      args: ["-L", session, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
   const screen = async () =>
     text(
       (await tmux("capture-pane", "-p", "-t", session, "-S", "-200")).stdout,
@@ -218,6 +231,7 @@ Deno.test("vmrunner -i in a terminal: raw keys, Ctrl+C to the guest, window size
     throw new Error(`${what} never appeared:\n${await screen()}`);
   };
   const command = [
+    `LD_LIBRARY_PATH=${Deno.env.get("LD_LIBRARY_PATH") ?? ""}`,
     "deno",
     "run",
     "--allow-ffi",
@@ -257,6 +271,6 @@ Deno.test("vmrunner -i in a terminal: raw keys, Ctrl+C to the guest, window size
     // The host terminal is back in canonical mode.
     assert.match(end, /^icanon$/m);
   } finally {
-    await tmux("kill-session", "-t", session);
+    await tmux("kill-server");
   }
 });

@@ -8,6 +8,7 @@ import {
   IMAGE_DIR,
   type RunResult,
   text,
+  uniqueId,
   vmProcessesFor,
   vmrunner,
 } from "./helpers.ts";
@@ -24,14 +25,15 @@ async function assertCleanedUp(result: RunResult, id?: string) {
 }
 
 Deno.test("vmrunner uname -a prints the guest kernel's uname", async () => {
-  const result = await vmrunner([...SHARED, "-id", "e2e-uname", "uname", "-a"]);
+  const id = uniqueId("e2e-uname");
+  const result = await vmrunner([...SHARED, "-id", id, "uname", "-a"]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(
     text(result.stdout),
     /^Linux vm 6\.\d+\.\S+ .* x86_64 GNU\/Linux\n$/,
   );
   assert.equal(result.stderr, "", "quiet by default");
-  await assertCleanedUp(result, "e2e-uname");
+  await assertCleanedUp(result, id);
 });
 
 Deno.test("vmrunner exits with the guest command's status", async () => {
@@ -87,6 +89,7 @@ Deno.test("vmrunner passes output byte for byte: prompts, markers, CRs, 1 MiB of
 });
 
 Deno.test("vmrunner -memory and -cpu are what the guest sees; -debug prints the document; -id names the pipe", async () => {
+  const id = uniqueId("e2e-sized");
   const result = await vmrunner([
     ...SHARED,
     "-memory",
@@ -95,7 +98,7 @@ Deno.test("vmrunner -memory and -cpu are what the guest sees; -debug prints the 
     "1",
     "-debug",
     "-id",
-    "e2e-sized",
+    id,
     "sh",
     "-c",
     "grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo",
@@ -111,15 +114,15 @@ Deno.test("vmrunner -memory and -cpu are what the guest sees; -debug prints the 
   assert.equal(document.VirtualMachine.ComputeTopology.Processor.Count, 1);
   assert.equal(
     document.VirtualMachine.Devices.ComPorts["0"].NamedPipe,
-    "\\\\.\\pipe\\e2e-sized-console",
+    `\\\\.\\pipe\\${id}-console`,
   );
   assert.equal(document.Owner, "vmrunner");
   assert.equal(document.ShouldTerminateOnLastHandleClosed, true);
   const created = result.trace.calls.find((c) =>
     c.call === "HcsCreateComputeSystem"
   );
-  assert.equal(created?.args.id, "e2e-sized");
-  await assertCleanedUp(result, "e2e-sized");
+  assert.equal(created?.args.id, id);
+  await assertCleanedUp(result, id);
 });
 
 Deno.test("vmrunner passes piped stdin to the guest command and closes it", async () => {

@@ -1025,6 +1025,54 @@ Deno.test("service properties give the host's processors; unsupported calls fail
   assert.equal(stale.hr, HR.INVALID_HANDLE);
 });
 
+Deno.test("the Statistics property tells when a VM started and how long it has run", async () => {
+  const query = '{"PropertyTypes":["Statistics"]}';
+  await using vm = await TestVm.create("statistics");
+  const created = (await properties(vm.handle, query)).properties;
+  const before = created.Statistics as Record<string, unknown>;
+  assert.equal(before.Uptime100ns, 0, "not started: no uptime");
+  assert.equal(before.ContainerStartTime, undefined);
+  assert.ok(Date.parse(before.Timestamp as string) > 0);
+  assert.equal(
+    (await properties(vm.handle)).properties.Statistics,
+    undefined,
+    "only when asked for",
+  );
+
+  const started = await operate("HcsStartComputeSystem", vm.handle);
+  assert.equal(started.hr, HR.PENDING);
+  await vm.recorder.next(NOTIFY.StartCompleted);
+  const startedAt = Date.now();
+  await sleep(300);
+  const running = (await properties(vm.handle, query)).properties
+    .Statistics as Record<string, unknown>;
+  const uptimeMs = (running.Uptime100ns as number) / 10_000;
+  assert.ok(uptimeMs >= 250 && uptimeMs < 5_000, `uptime ${uptimeMs} ms`);
+  const start = Date.parse(running.ContainerStartTime as string);
+  assert.ok(
+    Math.abs(start - startedAt) < 2_000,
+    String(running.ContainerStartTime),
+  );
+  assert.ok(Date.parse(running.Timestamp as string) >= start);
+});
+
+Deno.test({
+  name: "no_com=1: the VM runs without its COM ports, so no pipe appears",
+  // The pipe is looked for as its Unix socket.
+  ignore: IS_WINDOWS,
+  fn: async () => {
+    await withSwitches("no_com=1", async () => {
+      await using vm = await TestVm.create("no-com", { start: true });
+      assert.equal(await vm.state(), "Running");
+      await sleep(300);
+      assert.equal(
+        await Deno.stat(pipeSocket(vm.id)).then(() => true, () => false),
+        false,
+      );
+    });
+  },
+});
+
 Deno.test("counters and the trace file account for every handle, callback and result string", async () => {
   const trace = await Deno.makeTempFile({ suffix: ".jsonl" });
   Deno.env.set("HCS_SIM_TRACE", trace);

@@ -80,7 +80,7 @@ export class FakeConsole implements ConsoleTransport {
 
 /** The probe's reply, if `line` is vmrunner's readiness probe. */
 export function probeReply(line: string): string | undefined {
-  const match = line.match(/^echo VMR''RDY([0-9a-f]+)$/);
+  const match = line.match(/^echo VMR\\RDY([0-9a-f]+)$/);
   return match ? `VMRRDY${match[1]}` : undefined;
 }
 

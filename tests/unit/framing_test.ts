@@ -112,3 +112,18 @@ Deno.test("printMarker's shell text does not contain the marker itself", () => {
   assert.ok(!line.includes("@@vmr:abc"));
   assert.equal(line, `printf '\\100\\100vmr:%s:e:%s\\100\\100\\n' abc "$?"`);
 });
+
+Deno.test("KernelMessageFilter keeps timestamp-like output glued to a kernel line", () => {
+  const kernelLine = "[    3.727857] stress 196\r\n";
+  const user = "00301[301.123456]@\n";
+  const stream = bytes(
+    `@@vmr:n:b@@\n${user.slice(0, 18)}${kernelLine}${
+      user.slice(18)
+    }@@vmr:n:e:0@@\n`,
+  );
+  for (const size of SIZES) {
+    const { output, kernelLines } = scan("n", stream, size);
+    assert.equal(text(output), user, `chunk size ${size}`);
+    assert.equal(kernelLines.length, 1);
+  }
+});

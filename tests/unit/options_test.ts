@@ -55,6 +55,7 @@ Deno.test("parseArgs() reads the seed's command lines", () => {
     kind: "kill",
     ids: ["a", "b"],
     all: false,
+    anyOwner: false,
   });
 });
 

@@ -8,6 +8,7 @@ import {
   connectNamedPipe,
   createNamedPipeServer,
   NamedPipeError,
+  pipeTransportFromHandle,
 } from "../../console/named_pipe.ts";
 import {
   allocate,
@@ -766,3 +767,35 @@ windowsTest("createNamedPipeServer() stops waiting when aborted", async () => {
   await closeWithin(2000, server);
   assertNoNewHandles(before, "after close()");
 });
+
+// (g) ---------------------------------------------------------------------------
+
+windowsTest(
+  "pipeTransportFromHandle() streams over a handle opened elsewhere, and closes it",
+  async () => {
+    assert.throws(() => pipeTransportFromHandle(null, "nothing"), TypeError);
+    const before = openHandles();
+    const path = uniquePipeName();
+    const peer = PipePeer.server(path);
+    // As HcsCreateProcess hands out a process's stdio: an overlapped handle.
+    const handle = kernel32().CreateFileW(
+      wideString(path),
+      (GENERIC_READ | GENERIC_WRITE) >>> 0,
+      0,
+      null,
+      OPEN_EXISTING,
+      FILE_FLAG_OVERLAPPED,
+      null,
+    );
+    await peer.accepted;
+    const transport = pipeTransportFromHandle(handle, "stdout of process 7");
+    await soon(transport.writable.getWriter().write(encode("up")));
+    assert.equal(decode(await peer.readExactly(2)), "up");
+    await peer.write(encode("down"));
+    const reader = transport.readable.getReader();
+    assert.equal(decode(await soon(readBytes(reader, 4))), "down");
+    await closeWithin(2000, transport);
+    peer.close();
+    assertNoNewHandles(before, "after close(): the handle was closed");
+  },
+);

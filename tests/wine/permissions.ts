@@ -1,18 +1,30 @@
 /**
- * The permissions the shipped vmrunner.exe has, as `deno` flags. The Wine
- * test run grants exactly these, so a Windows test that needs more fails
- * here as the .exe would; `deno compile` should take them from here too.
+ * The permissions the shipped vmrunner.exe has, as `deno` flags: the one
+ * list that `deno task compile` (tools/compile.ts) bakes into the .exe and
+ * that the Windows tests grant, both the tests run inside Wine and the
+ * vmrunner processes the end-to-end tests start. A Windows code path that
+ * needs more fails in the tests as it would in the .exe.
+ *
+ * The README's "Permissions of vmrunner.exe" says why each is needed.
  *
  * @module
  */
 
-/** Flags for `deno compile` and for the Windows test run. */
+/** Flags for `deno compile`, `deno run` and `deno test`. */
 export const VMRUNNER_PERMISSIONS: readonly string[] = [
-  // vmcompute.dll, kernel32.dll and ntdll.dll. Named pipes go through
+  // vmcompute.dll, ole32.dll, kernel32.dll and ntdll.dll; unscoped, as
+  // callbacks and pointer reads need (DENO.md 5). Named pipes go through
   // kernel32 because Deno's own file APIs want --allow-all for them.
   "--allow-ffi",
-  // The vm-image folder beside the .exe.
+  // The image (vm-image beside the .exe, --image-dir, --kernel, ...).
   "--allow-read",
-  // Settings from the environment.
+  // --console-log FILE.
+  "--allow-write",
+  // VMRUNNER_USER, VMRUNNER_PASSWORD, and the colour variables commander
+  // reads through Deno's Node layer (which ones depends on the terminal).
   "--allow-env",
+  // --memory is checked against the host's memory before a VM is made.
+  "--allow-sys=systemMemoryInfo",
+  // A missing permission is an error, never a question on the terminal.
+  "--no-prompt",
 ];

@@ -3,8 +3,10 @@
 # of vmrunner (kernel32/ntdll FFI, named pipes, UTF-16) can be tested on a
 # Debian x86_64 host. Prints one line on stdout: the path of CACHE_DIR/deno-win,
 # a wrapper that takes deno's own arguments (`deno-win test --allow-ffi x.ts`).
-# A sibling wrapper, CACHE_DIR/wineserver, runs that Wine's wineserver on the
-# same prefix (run.ts uses it to stop Wine after a run).
+# Beside it, on the same prefix: CACHE_DIR/wineserver runs that Wine's
+# wineserver (run.ts uses it to stop Wine after a run), CACHE_DIR/wine runs
+# any Windows program, and CACHE_DIR/ctrl-event.exe (from ctrl_event.c)
+# sends Ctrl+C or Ctrl+Break to a Windows process.
 #
 # Usage: tests/wine/setup.sh [CACHE_DIR]     (default: <repo>/.cache/wine)
 # Env:   DENO_VERSION  the Deno to fetch (default: that of `deno` on PATH)
@@ -263,6 +265,24 @@ write_wrapper "$cache/deno-win" "#!/bin/sh
 # Written by tests/wine/setup.sh: Deno $deno_version for Windows under Wine.
 $env_line
 exec '$wine_loader' '$deno_dir/deno.exe' \"\$@\"" || fresh=1
+
+write_wrapper "$cache/wine" "#!/bin/sh
+# Written by tests/wine/setup.sh: runs a Windows program on deno-win's prefix.
+$env_line
+exec '$wine_loader' \"\$@\"" || fresh=1
+
+# --- The Ctrl+C / Ctrl+Break helper ------------------------------------------------
+helper_src="$here/ctrl_event.c"
+helper="$cache/ctrl-event.exe"
+if [[ ! -f "$helper" || "$helper_src" -nt "$helper" ]]; then
+  command -v x86_64-w64-mingw32-gcc >/dev/null ||
+    die "x86_64-w64-mingw32-gcc is missing (it builds ctrl-event.exe)" \
+      "run tools/setup.sh, or apt-get install gcc-mingw-w64-x86-64"
+  step "build ctrl-event.exe" x86_64-w64-mingw32-gcc -municode -O2 -Wall \
+    -Wextra -o "$helper.tmp" "$helper_src" -lpsapi ||
+    die "cannot build $helper from $helper_src" "see $log"
+  mv "$helper.tmp" "$helper"
+fi
 
 # The first start after any change proves the whole chain once.
 [[ "$fresh" == 1 ]] && rm -f "$cache/.deno-win-ok"

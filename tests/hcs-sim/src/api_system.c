@@ -101,6 +101,14 @@ static hresult create(call *c, const wchar16 *wid, const wchar16 *wconfig,
         hr = call_fail(c, VMCOMPUTE_SYSTEM_ALREADY_EXISTS,
                        "A compute system with id \"%s\" already exists", id);
 
+    if (hr == S_OK_ && c->cfg.no_com) {
+        /* The VM gets no serial ports: nobody ever serves their pipes. */
+        for (int i = 0; i < 2; i++) {
+            free(spec.com_pipe[i]);
+            spec.com_pipe[i] = NULL;
+        }
+    }
+
     sim_system *s = NULL;
     const op_switches *sw = &c->cfg.ops[OP_CREATE];
     if (hr == S_OK_ && sw->fail_async && !c->cfg.sync) {
@@ -377,8 +385,25 @@ EXPORT(HcsModifyComputeSystem)(void *computeSystem, const wchar16 *configuration
 
 /* --- properties and enumeration --- */
 
-/* The members a supervisor's greeting or "state" reply gives, as JSON. */
-static void add_system_json(sb *b, const char *line) {
+/* Schema-1 Statistics, the part of it the simulator knows: when the VM
+ * started (absent before Start) and how long it ran, in 100 ns units. */
+static void add_statistics_json(sb *b, const char *line) {
+    char *time = proto_get(line, "time"), *start = proto_get(line, "start_time");
+    sb_add(b, ",\"Statistics\":{\"Timestamp\":");
+    sb_add_json(b, time);
+    if (start) {
+        sb_add(b, ",\"ContainerStartTime\":");
+        sb_add_json(b, start);
+    }
+    sb_addf(b, ",\"Uptime100ns\":%lld}",
+            proto_get_int(line, "uptime_ms", 0) * 10000);
+    free(time);
+    free(start);
+}
+
+/* The members a supervisor's greeting or "state" reply gives, as JSON;
+ * with statistics, the Statistics property too. */
+static void add_system_json(sb *b, const char *line, bool statistics) {
     char *id = proto_get(line, "id"), *state = proto_get(line, "state");
     char *owner = proto_get(line, "owner"), *rid = proto_get(line, "runtime_id");
     char *exit_type = proto_get(line, "exit_type");
@@ -397,6 +422,7 @@ static void add_system_json(sb *b, const char *line) {
         sb_add(b, ",\"ExitType\":");
         sb_add_json(b, exit_type);
     }
+    if (statistics) add_statistics_json(b, line);
     sb_add(b, "}");
     free(id);
     free(state);
@@ -426,6 +452,17 @@ static hresult check_query(call *c, const wchar16 *query, json_value **parsed) {
     return S_OK_;
 }
 
+/* Whether a schema-1 PropertyQuery's PropertyTypes names type. */
+static bool wants_property(const json_value *query, const char *type) {
+    const json_value *types = json_get(query, "PropertyTypes");
+    if (!types || types->type != JSON_ARRAY) return false;
+    for (size_t i = 0; i < types->count; i++)
+        if (types->items[i]->type == JSON_STRING &&
+            !strcmp(types->items[i]->string, type))
+            return true;
+    return false;
+}
+
 EXPORT(HcsGetComputeSystemProperties)(void *computeSystem,
                                       const wchar16 *propertyQuery,
                                       wchar16 **properties, wchar16 **result) {
@@ -439,6 +476,7 @@ EXPORT(HcsGetComputeSystemProperties)(void *computeSystem,
     if (hr == S_OK_ && !properties)
         hr = call_fail(&c, E_POINTER_, "properties is NULL");
     if (hr == S_OK_) hr = check_query(&c, propertyQuery, &query);
+    bool statistics = query && wants_property(query, "Statistics");
     json_free(query);
     sim_system *s = hr == S_OK_ ? get_system(&c, computeSystem, &hr) : NULL;
     if (s) {
@@ -447,7 +485,7 @@ EXPORT(HcsGetComputeSystemProperties)(void *computeSystem,
         if (hr == S_OK_) hr = vmm_request(&c, s, "state", &reply);
         if (hr == S_OK_) {
             sb b = {0};
-            add_system_json(&b, reply);
+            add_system_json(&b, reply, statistics);
             char *text = sb_take(&b);
             *properties = call_string(text);
             call_out_ptr(&c, "properties", *properties);
@@ -496,7 +534,7 @@ EXPORT(HcsEnumerateComputeSystems)(const wchar16 *query,
                 continue;
             if (!first) sb_add(&b, ",");
             first = false;
-            add_system_json(&b, l.greetings[i]);
+            add_system_json(&b, l.greetings[i], false);
         }
         sb_add(&b, "]");
         registry_list_free(&l);

@@ -139,6 +139,8 @@ static bool set_switch(sim_config *cfg, const char *key, const char *value) {
              cfg->disconnect_after_ms >= 0;
     } else if (!strcmp(key, "exists")) {
         ok = parse_bool(value, &cfg->exists);
+    } else if (!strcmp(key, "no_com")) {
+        ok = parse_bool(value, &cfg->no_com);
     } else if (!strcmp(key, "process")) {
         if (!strcmp(value, "agent")) cfg->process = PROCESS_AGENT;
         else if (!strcmp(value, "none")) cfg->process = PROCESS_NO_AGENT;

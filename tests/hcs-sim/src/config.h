@@ -64,6 +64,7 @@ typedef struct {
     int64_t disconnect_after_ms; /* < 0: no ServiceDisconnect */
     bool exists;                 /* create: the id already exists */
     bool shutdown_ignore;        /* shutdown never reaches the guest */
+    bool no_com;                 /* create: ComPorts ignored, no pipe */
     process_mode process;
     uint32_t process_exit_code;
     op_switches ops[OP_COUNT];

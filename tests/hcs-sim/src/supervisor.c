@@ -49,6 +49,8 @@ static struct {
     bool terminating; /* a terminate was asked for */
     bool dying;       /* die_after fired */
     int64_t die_at;   /* < 0: no timer */
+    struct timespec started_at; /* wall clock when QEMU started */
+    int64_t started_ms, stopped_ms; /* monotonic; 0: not yet */
     hresult exit_status;
     const char *exit_type;
     client *clients;
@@ -63,6 +65,14 @@ static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* RFC 3339 in UTC with milliseconds, as HCS's times read in JSON. */
+static void format_time(const struct timespec *t, char *out, size_t size) {
+    struct tm tm;
+    gmtime_r(&t->tv_sec, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, size - n, ".%03ldZ", t->tv_nsec / 1000000);
 }
 
 static void log_line(const char *fmt, ...) {
@@ -297,6 +307,18 @@ static void add_identity(sb *line) {
     proto_add_int(line, "port", vmm.port);
     proto_add_int(line, "pid", getpid());
     if (vmm.state == STATE_STOPPED) proto_add(line, "exit_type", vmm.exit_type);
+    /* For the Statistics property: how long the VM has been running. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char when[40];
+    format_time(&now, when, sizeof when);
+    proto_add(line, "time", when);
+    if (vmm.started_ms > 0) {
+        format_time(&vmm.started_at, when, sizeof when);
+        proto_add(line, "start_time", when);
+        int64_t end = vmm.stopped_ms > 0 ? vmm.stopped_ms : now_ms();
+        proto_add_int(line, "uptime_ms", end - vmm.started_ms);
+    }
 }
 
 static void reply_ok(int fd) {
@@ -366,6 +388,7 @@ static void vm_exited(int status) {
     vmm.q.pid = 0;
     vmm.die_at = -1;
     vmm.state = STATE_STOPPED;
+    if (vmm.started_ms > 0) vmm.stopped_ms = now_ms();
     qemu_cleanup(&vmm.q, &vmm.vm);
     for (size_t i = 0; i < vmm.client_count; i++) {
         if (!vmm.clients[i].is_handle) continue;
@@ -400,6 +423,8 @@ static void cmd_start(int fd, const char *line) {
         return;
     }
     vmm.state = STATE_RUNNING;
+    clock_gettime(CLOCK_REALTIME, &vmm.started_at);
+    vmm.started_ms = now_ms();
     long long die_after = proto_get_int(line, "die_after", -1);
     vmm.die_at = die_after >= 0 ? now_ms() + die_after : -1;
     sb reply = {0};
