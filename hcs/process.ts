@@ -162,6 +162,34 @@ export class HcsProcess implements AsyncDisposable {
     return status.LastWaitResult ? -1 : Number(status.ExitCode ?? -1);
   }
 
+  /**
+   * Tells the guest that the process's stdin has ended (HcsModifyProcess
+   * CloseHandle). The caller closes its own end of the pipe afterwards.
+   */
+  async closeStdin(): Promise<void> {
+    const lib = this.system.library;
+    const resultOut = outPointer();
+    const hr = await lib.symbols.HcsModifyProcess(
+      this.#live(),
+      wideString(
+        JSON.stringify({
+          Operation: "CloseHandle",
+          CloseHandle: { Handle: "StdIn" },
+        }),
+      ),
+      resultOut,
+    );
+    const resultDocument = takeWideString(lib, resultOut);
+    if (failed(hr)) {
+      throw new HcsError({
+        operation: "HcsModifyProcess",
+        id: this.system.id,
+        hresult: hr,
+        events: parseErrorEvents(resultDocument),
+      });
+    }
+  }
+
   /** Ends the process; one that has already exited counts as ended. */
   async terminate(): Promise<void> {
     const lib = this.system.library;

@@ -13,9 +13,11 @@ import {
 } from "../console/connect.ts";
 import { consolePipeName } from "../console/pipe_name.ts";
 import { shellCommand } from "../console/quoting.ts";
+import { handleTransport } from "../console/handle_stream.ts";
 import {
   ConsoleError,
   type Credentials,
+  INTERRUPTED_STATUS,
   ShellSession,
 } from "../console/shell_session.ts";
 import type { ConsoleTransport } from "../console/transport.ts";
@@ -233,8 +235,10 @@ export class Machine implements AsyncDisposable {
     const collected: Uint8Array[] = [];
     const output = io.output ?? ((bytes) => collected.push(bytes));
     if (this.#useProcesses && typeof command !== "string") {
-      const status = await this.#runByProcess(command);
-      if (status !== undefined) return { status, output: new Uint8Array(0) };
+      const status = await this.#runByProcess(command, { ...io, output });
+      if (status !== undefined) {
+        return { status, output: joinBytes(collected) };
+      }
     }
     const status = await raceExit(
       this.system,
@@ -245,11 +249,14 @@ export class Machine implements AsyncDisposable {
   }
 
   /**
-   * Tries HcsCreateProcess once. Without a guest agent HCS either fails
-   * or returns no stdio handles; the console is used from then on.
+   * Runs a command through HcsCreateProcess, which needs a guest agent.
+   * Without one HCS either fails or returns no stdio handles, and the
+   * console is used from then on; `undefined` says so.
    */
-  async #runByProcess(argv: readonly string[]): Promise<number | undefined> {
-    this.#useProcesses = false;
+  async #runByProcess(
+    argv: readonly string[],
+    io: CommandIO & { output: (bytes: Uint8Array) => void },
+  ): Promise<number | undefined> {
     let process: HcsProcess;
     try {
       process = await HcsProcess.create(this.system, {
@@ -260,6 +267,7 @@ export class Machine implements AsyncDisposable {
         CreateStdErrPipe: true,
       });
     } catch (error) {
+      this.#useProcesses = false;
       this.#options.debug?.(
         `HcsCreateProcess failed; using the console: ${
           (error as Error).message
@@ -268,22 +276,17 @@ export class Machine implements AsyncDisposable {
       return undefined;
     }
     try {
-      if (!process.hasStdio) {
+      const { stdInput, stdOutput, stdError } = process.info;
+      if (stdOutput === null) {
+        this.#useProcesses = false;
         this.#options.debug?.(
           "HcsCreateProcess returned no stdio handles; using the console",
         );
         await process.terminate().catch(() => {});
         return undefined;
       }
-      // A guest agent answered. Its stdio handles are pipes this build
-      // cannot stream yet, so the console runs the command instead; the
-      // agent's process is ended unused.
-      this.#options.warn?.(
-        "The guest has an agent (HcsCreateProcess works), but vmrunner " +
-          "runs commands over the console",
-      );
-      await process.terminate().catch(() => {});
-      return undefined;
+      this.#options.debug?.("running the command through the guest agent");
+      return await runWithStdio(process, io, stdInput, stdOutput, stdError);
     } finally {
       await process.close();
     }
@@ -459,6 +462,53 @@ function explainStartFailure(
     detail: `The root disk ${rootfs} is in use by another VM`,
     cause: error,
   });
+}
+
+/**
+ * Streams a process's stdio handles: output and errors to `io.output`,
+ * `io.input` (or nothing) to its stdin, then waits for its exit code.
+ * Aborting `io.signal` terminates the process (status 130).
+ */
+async function runWithStdio(
+  process: HcsProcess,
+  io: CommandIO & { output: (bytes: Uint8Array) => void },
+  stdInput: Deno.PointerValue,
+  stdOutput: Deno.PointerObject,
+  stdError: Deno.PointerValue,
+): Promise<number> {
+  const streams = [
+    handleTransport(stdOutput, "stdout"),
+    ...(stdError ? [handleTransport(stdError, "stderr")] : []),
+  ];
+  const stdin = stdInput ? handleTransport(stdInput, "stdin") : undefined;
+  try {
+    const copying = streams.map((stream) =>
+      stream.readable.pipeTo(
+        new WritableStream({ write: (bytes) => io.output(bytes) }),
+      ).catch(() => {})
+    );
+    if (stdin) {
+      if (io.input) {
+        await io.input.pipeTo(stdin.writable, { preventClose: true })
+          .catch(() => {});
+      }
+      // The command sees the end of its input.
+      await process.closeStdin().catch(() => {});
+      await stdin.close();
+    }
+    const onAbort = () => process.terminate().catch(() => {});
+    io.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const status = await process.wait();
+      await Promise.all(copying);
+      return io.signal?.aborted ? INTERRUPTED_STATUS : status;
+    } finally {
+      io.signal?.removeEventListener("abort", onAbort);
+    }
+  } finally {
+    await stdin?.close();
+    for (const stream of streams) await stream.close();
+  }
 }
 
 /** Fails `work` if the VM exits first. */
