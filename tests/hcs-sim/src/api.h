@@ -65,6 +65,11 @@ bool call_no_completion(const call *c);
 #define EXPORT(name) HCS_EXPORT hresult HCS_CALL name
 
 /* Both HcsUnregister*Callback exports (api_system.c). */
+/* Registers a notification callback on `target` (a system or process the
+ * caller looked up) for HcsRegister*Callback; `what` names it in errors. */
+hresult register_callback(call *c, object *target,
+                          hcs_notification_callback callback, void *context,
+                          void **callbackHandle, const char *what);
 hresult unregister_callback(call *c, void *handle, obj_kind owner_kind);
 
 #endif

@@ -497,16 +497,8 @@ EXPORT(HcsRegisterProcessCallback)(void *process,
         hr = call_fail(&c, E_INVALIDARG_, "callback and callbackHandle are required");
     process_handle *h = hr == S_OK_ ? get_process(&c, process, &hr) : NULL;
     if (h) {
-        callback_reg *reg;
-        hr = notify_register(&h->base, callback, context, &reg);
-        if (hr == S_OK_) {
-            *callbackHandle = reg;
-            diag_count(COUNT_CALLBACKS_REGISTERED);
-            diag_trace_event("register", "callback", reg);
-            call_out_ptr(&c, "callbackHandle", reg);
-        } else {
-            call_fail(&c, hr, "The process handle already has a callback");
-        }
+        hr = register_callback(&c, &h->base, callback, context,
+                               callbackHandle, "process");
         obj_put(&h->base);
     }
     return call_end(&c, hr);

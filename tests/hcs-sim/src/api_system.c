@@ -563,19 +563,25 @@ EXPORT(HcsRegisterComputeSystemCallback)(void *computeSystem,
         hr = call_fail(&c, E_INVALIDARG_, "callback and callbackHandle are required");
     sim_system *s = hr == S_OK_ ? get_system(&c, computeSystem, &hr) : NULL;
     if (s) {
-        callback_reg *reg;
-        hr = notify_register(&s->base, callback, context, &reg);
-        if (hr == S_OK_) {
-            *callbackHandle = reg;
-            diag_count(COUNT_CALLBACKS_REGISTERED);
-            diag_trace_event("register", "callback", reg);
-            call_out_ptr(&c, "callbackHandle", reg);
-        } else {
-            call_fail(&c, hr, "The compute system handle already has a callback");
-        }
+        hr = register_callback(&c, &s->base, callback, context,
+                               callbackHandle, "compute system");
         obj_put(&s->base);
     }
     return call_end(&c, hr);
+}
+
+hresult register_callback(call *c, object *target,
+                          hcs_notification_callback callback, void *context,
+                          void **callbackHandle, const char *what) {
+    callback_reg *reg;
+    hresult hr = notify_register(target, callback, context, &reg);
+    if (hr != S_OK_)
+        return call_fail(c, hr, "The %s handle already has a callback", what);
+    *callbackHandle = reg;
+    diag_count(COUNT_CALLBACKS_REGISTERED);
+    diag_trace_event("register", "callback", reg);
+    call_out_ptr(c, "callbackHandle", reg);
+    return S_OK_;
 }
 
 hresult unregister_callback(call *c, void *handle, obj_kind owner_kind) {
