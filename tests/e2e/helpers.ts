@@ -109,3 +109,86 @@ export async function vmProcessesFor(id: string): Promise<string[]> {
 export function uniqueId(label: string): string {
   return `${label}-${crypto.randomUUID().slice(0, 8)}`;
 }
+
+/**
+ * A real terminal for `vmrunner -i`: a tmux server of its own (one that
+ * somebody else started would run the command in its environment), with
+ * a shell line that runs `command`, then prints its exit status and
+ * whether the terminal is back in canonical mode.
+ */
+export class Terminal implements AsyncDisposable {
+  readonly #name = `vmr-e2e-${crypto.randomUUID().slice(0, 8)}`;
+
+  /** Starts `command` (a shell command line) in a new terminal. */
+  static async start(
+    command: string,
+    size: { columns: number; rows: number },
+  ): Promise<Terminal> {
+    const terminal = new Terminal();
+    await terminal.#tmux(
+      "new-session",
+      "-d",
+      "-s",
+      terminal.#name,
+      "-x",
+      String(size.columns),
+      "-y",
+      String(size.rows),
+      "-c",
+      ROOT,
+      `${command}; echo "exit=$?"; stty -a | grep -o -- '-\\?icanon'; ` +
+        "sleep 600",
+    );
+    return terminal;
+  }
+
+  /** What the terminal shows, scrollback included. */
+  async screen(): Promise<string> {
+    const shown = await this.#tmux("capture-pane", "-p", "-S", "-200");
+    return text(shown.stdout);
+  }
+
+  /** Waits (up to 2 minutes) until the screen matches. */
+  async waitFor(pattern: RegExp, what: string): Promise<string> {
+    for (let i = 0; i < 600; i++) {
+      const shown = await this.screen();
+      if (pattern.test(shown)) return shown;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`${what} never appeared:\n${await this.screen()}`);
+  }
+
+  /** Types keys, in tmux's send-keys notation. */
+  async keys(...keys: string[]): Promise<void> {
+    await this.#tmux("send-keys", "-t", this.#name, ...keys);
+  }
+
+  /** Ends the terminal and its server. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#tmux("kill-server");
+  }
+
+  #tmux(...args: string[]) {
+    return new Deno.Command("tmux", {
+      args: ["-L", this.#name, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  }
+}
+
+/** `deno run` of main.ts with vmrunner's permissions, as a shell line. */
+export function vmrunnerCommandLine(
+  args: string[],
+  env: Record<string, string> = {},
+): string {
+  const inherited = { LD_LIBRARY_PATH: Deno.env.get("LD_LIBRARY_PATH") ?? "" };
+  return [
+    ...Object.entries({ ...inherited, ...env }).map(([k, v]) => `${k}=${v}`),
+    "deno",
+    "run",
+    ...PERMISSIONS,
+    "main.ts",
+    ...args,
+  ].join(" ");
+}

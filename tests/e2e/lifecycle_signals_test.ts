@@ -1,5 +1,5 @@
 /**
- * Signals on Linux (issue 6): SIGINT, SIGTERM and SIGHUP at every phase of
+ * Signals on Linux: SIGINT, SIGTERM and SIGHUP at every phase of
  * a run stop the VM, close its handles, unregister its callbacks and exit
  * 130 or 143; a second Ctrl+C terminates at once; SIGKILL takes the VM
  * with it. Each phase is held open by a simulator delay or by the guest
@@ -8,7 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import { IMAGE_DIR, ROOT, text, vmProcessesFor } from "./helpers.ts";
+import {
+  IMAGE_DIR,
+  Terminal,
+  vmProcessesFor,
+  vmrunnerCommandLine,
+} from "./helpers.ts";
 import {
   assertNothingLeft,
   assertVmGone,
@@ -165,70 +170,27 @@ Deno.test("SIGKILL of vmrunner takes its VM with it (terminate on last handle cl
 
 Deno.test("SIGTERM in -i on a terminal stops the VM and restores the terminal", async () => {
   const id = testId("tty");
-  const session = `vmr-lc-${Deno.pid}`;
-  const tmux = (...args: string[]) =>
-    new Deno.Command("tmux", { args, stdout: "piped", stderr: "piped" })
-      .output();
-  const screen = async () =>
-    text(
-      (await tmux("capture-pane", "-p", "-t", session, "-S", "-200")).stdout,
+  {
+    await using terminal = await Terminal.start(
+      vmrunnerCommandLine([...SHARED, "-id", id, "-i"], {
+        HCS_SIM_STATE_DIR: STATE_DIR,
+      }),
+      { columns: 100, rows: 30 },
     );
-  const waitFor = async (pattern: RegExp, what: string) => {
-    for (let i = 0; i < 600; i++) {
-      const shown = await screen();
-      if (pattern.test(shown)) return shown;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new Error(`${what} never appeared:\n${await screen()}`);
-  };
-  // tmux runs the command in its server's environment, not ours.
-  const command = [
-    `LD_LIBRARY_PATH=${Deno.env.get("LD_LIBRARY_PATH") ?? ""}`,
-    `HCS_SIM_STATE_DIR=${STATE_DIR}`,
-    "deno",
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-write",
-    "--allow-net",
-    "--allow-env",
-    "--allow-sys=systemMemoryInfo",
-    "main.ts",
-    ...SHARED,
-    "-id",
-    id,
-    "-i",
-  ].join(" ");
-  await tmux(
-    "new-session",
-    "-d",
-    "-s",
-    session,
-    "-x",
-    "100",
-    "-y",
-    "30",
-    "-c",
-    ROOT,
-    `${command}; echo "exit=$?"; stty -a | grep -o -- '-\\?icanon'; sleep 600`,
-  );
-  try {
-    const prompt = await waitFor(
+    const prompt = await terminal.waitFor(
       /root@vm:[^\n]*#$|^exit=\d+$/m,
       "the guest prompt",
     );
     assert.doesNotMatch(prompt, /^exit=/m, "vmrunner ended early");
     const [vmrunner] = (await vmProcessesFor(id)).filter((line) =>
-      /^\s*\d+ deno run /.test(line)
+      /^\s*\d+ (\S+=\S+ )*deno run /.test(line)
     );
     Deno.kill(Number(vmrunner.trim().split(/\s+/)[0]), "SIGTERM");
-    const end = await waitFor(/^exit=\d+$/m, "vmrunner's exit");
+    const end = await terminal.waitFor(/^exit=\d+$/m, "vmrunner's exit");
     assert.match(end, /^exit=143$/m);
     assert.match(end, /SIGTERM: stopping the VM/);
     // The host terminal is back in canonical mode.
     assert.match(end, /^icanon$/m);
-  } finally {
-    await tmux("kill-session", "-t", session);
   }
   // After the session, whose own command line names the id.
   await assertVmGone(id);

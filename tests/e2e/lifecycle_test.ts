@@ -1,5 +1,5 @@
 /**
- * No VM left behind (issue 6): every way a run can fail, through the
+ * No VM left behind: every way a run can fail, through the
  * simulator's fault switches, ends with a message that says what happened
  * and what to try, vmrunner's exit status, and nothing left: no handle,
  * callback or result string (the trace), no supervisor or QEMU (ps), no

@@ -9,11 +9,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   IMAGE_DIR,
-  ROOT,
+  Terminal,
   text,
   uniqueId,
   vmProcessesFor,
   vmrunner,
+  vmrunnerCommandLine,
 } from "./helpers.ts";
 
 /** Boot flags for a variant of the image, shared read-only. */
@@ -209,68 +210,20 @@ Deno.test("vmrunner -i with piped stdin runs what it reads", async () => {
 });
 
 Deno.test("vmrunner -i in a terminal: raw keys, Ctrl+C to the guest, window size, escape, terminal restored", async () => {
-  const session = `vmr-e2e-${Deno.pid}`;
-  // A tmux server of our own: one somebody else started would run the
-  // command in its environment, not ours.
-  const tmux = (...args: string[]) =>
-    new Deno.Command("tmux", {
-      args: ["-L", session, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  const screen = async () =>
-    text(
-      (await tmux("capture-pane", "-p", "-t", session, "-S", "-200")).stdout,
-    );
-  const waitFor = async (pattern: RegExp, what: string) => {
-    for (let i = 0; i < 600; i++) {
-      const shown = await screen();
-      if (pattern.test(shown)) return shown;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new Error(`${what} never appeared:\n${await screen()}`);
-  };
-  const command = [
-    `LD_LIBRARY_PATH=${Deno.env.get("LD_LIBRARY_PATH") ?? ""}`,
-    "deno",
-    "run",
-    "--allow-ffi",
-    "--allow-read",
-    "--allow-write",
-    "--allow-net",
-    "--allow-env",
-    "--allow-sys=systemMemoryInfo",
-    "main.ts",
-    ...variant("root"),
-    "-i",
-  ].join(" ");
-  await tmux(
-    "new-session",
-    "-d",
-    "-s",
-    session,
-    "-x",
-    "132",
-    "-y",
-    "40",
-    "-c",
-    ROOT,
-    `${command}; echo "exit=$?"; stty -a | grep -o -- '-\\?icanon'; sleep 600`,
+  await using terminal = await Terminal.start(
+    vmrunnerCommandLine([...variant("root"), "-i"]),
+    { columns: 132, rows: 40 },
   );
-  try {
-    // capture-pane drops trailing blanks: the prompt ends in "#".
-    await waitFor(/root@vm:[^\n]*#$/m, "the guest prompt");
-    await tmux("send-keys", "-t", session, "stty size; sleep 300", "Enter");
-    await waitFor(/^40 132$/m, "the host window size in the guest");
-    await tmux("send-keys", "-t", session, "C-c");
-    await tmux("send-keys", "-t", session, "echo after-$((1+1))", "Enter");
-    await waitFor(/^after-2$/m, "a prompt after Ctrl+C");
-    await tmux("send-keys", "-t", session, "C-]", "q");
-    const end = await waitFor(/^exit=\d+$/m, "vmrunner's exit");
-    assert.match(end, /^exit=0$/m);
-    // The host terminal is back in canonical mode.
-    assert.match(end, /^icanon$/m);
-  } finally {
-    await tmux("kill-server");
-  }
+  // capture-pane drops trailing blanks: the prompt ends in "#".
+  await terminal.waitFor(/root@vm:[^\n]*#$/m, "the guest prompt");
+  await terminal.keys("stty size; sleep 300", "Enter");
+  await terminal.waitFor(/^40 132$/m, "the host window size in the guest");
+  await terminal.keys("C-c");
+  await terminal.keys("echo after-$((1+1))", "Enter");
+  await terminal.waitFor(/^after-2$/m, "a prompt after Ctrl+C");
+  await terminal.keys("C-]", "q");
+  const end = await terminal.waitFor(/^exit=\d+$/m, "vmrunner's exit");
+  assert.match(end, /^exit=0$/m);
+  // The host terminal is back in canonical mode.
+  assert.match(end, /^icanon$/m);
 });
