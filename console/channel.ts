@@ -133,6 +133,20 @@ export class ConsoleChannel {
 
   #remember(chunk: Uint8Array) {
     const ring = this.#history;
+    // The console mostly comes a few bytes at a time: copy those one by
+    // one rather than make three views of each chunk.
+    if (chunk.length <= 64) {
+      let end = this.#historyEnd;
+      for (let i = 0; i < chunk.length; i++) {
+        ring[end++] = chunk[i];
+        if (end === ring.length) {
+          end = 0;
+          this.#historyFull = true;
+        }
+      }
+      this.#historyEnd = end;
+      return;
+    }
     const bytes = chunk.subarray(Math.max(0, chunk.length - ring.length));
     const first = Math.min(bytes.length, ring.length - this.#historyEnd);
     ring.set(bytes.subarray(0, first), this.#historyEnd);

@@ -26,6 +26,9 @@ const CLOSE_BRACKET = 0x5d; // "]"
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Nothing; shared, as no one writes into a zero-length array. */
+const EMPTY = new Uint8Array(0);
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.length === 0) return b;
   if (b.length === 0) return a;
@@ -52,15 +55,19 @@ const MAX_KERNEL_LINE = 2048;
  * recognised; its messages stay in the output.
  */
 export class KernelMessageFilter {
-  #carry: Uint8Array = new Uint8Array(0);
+  #carry: Uint8Array = EMPTY;
 
   /**
    * Filters the next chunk. Bytes that might begin a kernel message are
    * held back until the next chunk decides.
    */
   push(chunk: Uint8Array): { data: Uint8Array; messages: string[] } {
+    // Most chunks of a command's output hold no "[": they pass as they are.
+    if (this.#carry.length === 0 && chunk.indexOf(OPEN_BRACKET) < 0) {
+      return { data: chunk, messages: [] };
+    }
     const data = concat(this.#carry, chunk);
-    this.#carry = new Uint8Array(0);
+    this.#carry = EMPTY;
     const pieces: Uint8Array[] = [];
     const messages: string[] = [];
     let start = 0;
@@ -84,13 +91,13 @@ export class KernelMessageFilter {
       start = from = end;
     }
     if (start < data.length) pieces.push(data.subarray(start));
-    return { data: pieces.reduce(concat, new Uint8Array(0)), messages };
+    return { data: pieces.reduce(concat, EMPTY), messages };
   }
 
   /** Releases whatever is held back, at the end of the stream. */
   flush(): Uint8Array {
     const rest = this.#carry;
-    this.#carry = new Uint8Array(0);
+    this.#carry = EMPTY;
     return rest;
   }
 }
@@ -140,7 +147,7 @@ export type FrameEvent =
  */
 export class FrameScanner {
   readonly #prefix: Uint8Array;
-  #carry: Uint8Array = new Uint8Array(0);
+  #carry: Uint8Array = EMPTY;
   #begun = false;
   #ended = false;
 
@@ -157,8 +164,15 @@ export class FrameScanner {
   push(chunk: Uint8Array): FrameEvent[] {
     const events: FrameEvent[] = [];
     if (this.#ended) return events;
+    // Most chunks hold no "@": all output, or all before the frame.
+    if (this.#carry.length === 0 && chunk.indexOf(AT) < 0) {
+      if (this.#begun && chunk.length > 0) {
+        events.push({ kind: "output", bytes: chunk.slice() });
+      }
+      return events;
+    }
     const data = concat(this.#carry, chunk);
-    this.#carry = new Uint8Array(0);
+    this.#carry = EMPTY;
     let start = 0;
     let from = 0;
     const emit = (end: number) => {

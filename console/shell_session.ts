@@ -337,12 +337,17 @@ export class ShellSession {
     // may kill its parent shell); the live loop reads it after the end.
     const alive = `VMRALIVE${nonce}`;
     let aliveTail = "";
+    let aliveAsked = false;
     let loopDied = false;
     const stop = this.#channel.listen((chunk) => {
-      aliveTail = aliveTail.slice(-alive.length) + readableText(chunk);
-      if (!loopDied && aliveTail.includes(alive)) {
-        loopDied = true;
-        notify();
+      // Only once asked can the answer come: until then output, megabytes
+      // of it perhaps, is not decoded for it.
+      if (aliveAsked && !loopDied) {
+        aliveTail = aliveTail.slice(-alive.length) + readableText(chunk);
+        if (aliveTail.includes(alive)) {
+          loopDied = true;
+          notify();
+        }
       }
       const { data, messages } = kernel.push(chunk);
       for (const message of messages) {
@@ -434,6 +439,7 @@ export class ShellSession {
         ) {
           lastAliveProbe = Date.now();
           aliveInterval = Math.min(2 * aliveInterval, 60_000);
+          aliveAsked = true;
           await this.#channel.write(`echo VMR\\ALIVE${nonce}\n`);
         }
         if (interrupted) {
