@@ -46,7 +46,7 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (request.kind === "done") return 0;
+  if (request.kind === "print") return await print(request.text);
   try {
     // Without HCS nothing else matters, so its absence is said first.
     vmcompute();
@@ -61,6 +61,18 @@ export async function main(args: readonly string[]): Promise<number> {
   } catch (error) {
     return report(error);
   }
+}
+
+/** Writes help or the version to stdout; a closed stdout is no error. */
+async function print(text: string): Promise<number> {
+  try {
+    const writer = Deno.stdout.writable.getWriter();
+    await writer.write(new TextEncoder().encode(text));
+    writer.releaseLock();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
+  return 0;
 }
 
 function readEnv(names: string[]): Record<string, string | undefined> {

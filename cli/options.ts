@@ -7,11 +7,13 @@
  */
 
 import {
-  Command,
-  CommanderError,
-  InvalidArgumentError,
-  Option,
-} from "commander";
+  FlagError,
+  type FlagTable,
+  formatHelp,
+  parseFlags,
+  switchFlag,
+  valueFlag,
+} from "./flags.ts";
 import { EXIT_HELP } from "./exit_codes.ts";
 import { DEFAULT_TIMEOUTS, type HcsTimeouts } from "../hcs/timeouts.ts";
 import { ESCAPE_HELP } from "../console/interactive.ts";
@@ -65,13 +67,14 @@ export interface KillRequest {
   anyOwner: boolean;
 }
 
-/** `--help` or `--version`, already printed. */
-export interface DoneRequest {
-  kind: "done";
+/** `--help` or `--version`: text for stdout, and nothing else to do. */
+export interface PrintRequest {
+  kind: "print";
+  text: string;
 }
 
 /** Any parsed command line. */
-export type Request = RunRequest | ListRequest | KillRequest | DoneRequest;
+export type Request = RunRequest | ListRequest | KillRequest | PrintRequest;
 
 /** The forms of the command line, for usage errors. */
 export const USAGE = `Usage: vmrunner [options] [--] <command> [args...]
@@ -85,181 +88,182 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** The flags that users spell with one dash, Go style. */
-const LONG_FLAGS = new Set([
-  "memory",
-  "cpu",
-  "cpus",
-  "debug",
-  "id",
-  "interactive",
-  "image-dir",
-  "kernel",
-  "initrd",
-  "rootfs",
-  "cmdline",
-  "timeout",
-  "boot-timeout",
-  "console",
-  "read-only",
-  "pipe-server",
-  "user",
-  "password",
-  "console-log",
-  "verbose",
-  "help",
-  "version",
-]);
+/** vmrunner's version, as `--version` prints it. */
+export const VERSION = "0.1.0";
 
-/**
- * Turns `-memory` into `--memory` (and `-memory=1` into `--memory=1`) for
- * vmrunner's own long flags, up to the guest command, which is left as is.
- */
-export function normalizeArgs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--" || !arg.startsWith("-")) break;
-    const name = arg.slice(1).split("=")[0];
-    out.push(
-      !arg.startsWith("--") && LONG_FLAGS.has(name) ? `-${arg}` : arg,
-    );
-    // A flag's value is not the start of the command.
-    if (!arg.includes("=") && takesValue(arg.replace(/^-+/, ""))) {
-      if (i + 1 < args.length) out.push(args[++i]);
-    }
+/** Seconds `--boot-timeout` gives a shell to answer unless told. */
+export const DEFAULT_BOOT_TIMEOUT_SECONDS = 120;
+
+function positiveInteger(text: string): number {
+  const number = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(number)) {
+    throw new Error("must be a whole number");
   }
-  return out.concat(args.slice(i));
+  if (number <= 0) throw new Error("must be greater than zero");
+  return number;
 }
 
-function takesValue(name: string): boolean {
-  return [
-    "memory",
-    "cpu",
-    "cpus",
-    "id",
-    "image-dir",
-    "kernel",
-    "initrd",
-    "rootfs",
-    "cmdline",
-    "timeout",
-    "boot-timeout",
-    "user",
-    "password",
-    "console-log",
-  ].includes(name);
-}
-
-function positiveInteger(what: string) {
-  return (value: string): number => {
-    const number = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number)) {
-      throw new InvalidArgumentError(`${what} must be a whole number.`);
-    }
-    if (number <= 0) {
-      throw new InvalidArgumentError(`${what} must be greater than zero.`);
-    }
-    return number;
-  };
-}
-
-function positiveNumber(what: string) {
-  return (value: string): number => {
-    const number = Number(value);
-    if (value.trim() === "" || !Number.isFinite(number) || number <= 0) {
-      throw new InvalidArgumentError(`${what} must be a number above zero.`);
-    }
-    return number;
-  };
+function positiveNumber(text: string): number {
+  const number = Number(text);
+  if (text.trim() === "" || !Number.isFinite(number) || number <= 0) {
+    throw new Error("must be a number above zero");
+  }
+  return number;
 }
 
 /** Characters HCS ids and pipe names both take. */
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function vmId(value: string): string {
-  if (!ID_PATTERN.test(value)) {
-    throw new InvalidArgumentError(
-      "use 1 to 64 letters, digits, '.', '_' or '-', starting with a " +
-        "letter or digit (it names the VM and its console pipe).",
+function vmId(text: string): string {
+  if (!ID_PATTERN.test(text)) {
+    throw new Error(
+      "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a " +
+        "letter or digit (it names the VM and its console pipe)",
     );
   }
-  return value;
+  return text;
 }
 
-function runCommand(): Command {
-  return new Command("vmrunner")
-    .description(
-      "Boot a throwaway Linux VM through the Windows Host Compute Service " +
-        "and run a command in it,\nor open an interactive shell (-i).",
-    )
-    .usage("[options] [--] <command> [args...]\n       vmrunner -i [options]")
-    .argument("[command...]", "the command to run in the guest")
-    .option("-i, --interactive", "open an interactive shell on the console")
-    .addOption(
-      new Option("--memory <MB>", "memory of the VM")
-        .argParser(positiveInteger("--memory"))
-        .default(DEFAULT_MEMORY_MB),
-    )
-    .addOption(
-      new Option("--cpu <count>", "virtual processors")
-        .argParser(positiveInteger("--cpu"))
-        .default(DEFAULT_CPUS),
-    )
-    .addOption(
-      new Option("--cpus <count>").argParser(positiveInteger("--cpus"))
-        .hideHelp(),
-    )
-    .option("--debug", "print the HCS document before the VM is created")
-    .addOption(
-      new Option("--id <id>", "the VM's id (default: a fresh unique one)")
-        .argParser(vmId),
-    )
-    .option(
-      "--image-dir <dir>",
-      "folder with vmlinuz, initrd and rootfs.vhdx (default: vm-image " +
-        "beside vmrunner, else in the working directory)",
-    )
-    .option("--kernel <file>", "the kernel (default: <image-dir>/vmlinuz)")
-    .option("--initrd <file>", "the initrd (default: <image-dir>/initrd)")
-    .option(
-      "--rootfs <file>",
-      "the root disk, attached as SCSI 0:0 (default: <image-dir>/rootfs.vhdx)",
-    )
-    .option("--cmdline <text>", "the kernel command line", DEFAULT_CMDLINE)
-    .addOption(
-      new Option("--timeout <seconds>", "interrupt the command after this long")
-        .argParser(positiveNumber("--timeout")),
-    )
-    .addOption(
-      new Option(
-        "--boot-timeout <seconds>",
-        "give up if no shell answers on the console within this long",
-      ).argParser(positiveNumber("--boot-timeout")).default(120),
-    )
-    .option("--console", "skip HcsCreateProcess; run over the serial console")
-    .option(
-      "--read-only",
-      "attach the root disk read-only (several VMs can share it)",
-    )
-    .option(
-      "--pipe-server",
-      "create the console pipe before the VM, which then connects to it " +
-        "(keeps the whole boot; see the README)",
-    )
-    .option("--user <name>", "account for a login prompt (default: root)")
-    .option("--password <text>", "password for a login prompt")
-    .option(
-      "--console-log <file>",
-      "write the whole raw console, boot included, to a file",
-    )
-    .option("--verbose", "report progress on stderr")
-    .version("vmrunner 0.1.0", "--version")
-    .passThroughOptions()
-    .addHelpText(
-      "after",
-      `
+const text = (value: string) => value;
+
+const HELP = switchFlag("help", "show this help", "h");
+
+/** The flags of `vmrunner [options] <command>` and `vmrunner -i`. */
+const RUN_FLAGS = {
+  interactive: switchFlag(
+    "interactive",
+    "open an interactive shell on the console",
+    "i",
+  ),
+  memory: valueFlag(
+    "memory",
+    "MB",
+    `memory of the VM (default: ${DEFAULT_MEMORY_MB})`,
+    positiveInteger,
+  ),
+  cpu: valueFlag(
+    "cpu",
+    "count",
+    `virtual processors (default: ${DEFAULT_CPUS})`,
+    positiveInteger,
+  ),
+  cpus: valueFlag("cpus", "count", undefined, positiveInteger),
+  debug: switchFlag(
+    "debug",
+    "print the HCS document before the VM is created",
+  ),
+  id: valueFlag(
+    "id",
+    "id",
+    "the VM's id (default: a fresh unique one)",
+    vmId,
+  ),
+  imageDir: valueFlag(
+    "image-dir",
+    "dir",
+    "folder with vmlinuz, initrd and rootfs.vhdx (default: vm-image " +
+      "beside vmrunner, else in the working directory)",
+    text,
+  ),
+  kernel: valueFlag(
+    "kernel",
+    "file",
+    "the kernel (default: <image-dir>/vmlinuz)",
+    text,
+  ),
+  initrd: valueFlag(
+    "initrd",
+    "file",
+    "the initrd (default: <image-dir>/initrd)",
+    text,
+  ),
+  rootfs: valueFlag(
+    "rootfs",
+    "file",
+    "the root disk, attached as SCSI 0:0 (default: <image-dir>/rootfs.vhdx)",
+    text,
+  ),
+  cmdline: valueFlag(
+    "cmdline",
+    "text",
+    `the kernel command line (default: "${DEFAULT_CMDLINE}")`,
+    text,
+  ),
+  timeout: valueFlag(
+    "timeout",
+    "seconds",
+    "interrupt the command after this long",
+    positiveNumber,
+  ),
+  bootTimeout: valueFlag(
+    "boot-timeout",
+    "seconds",
+    "give up if no shell answers on the console within this long " +
+      `(default: ${DEFAULT_BOOT_TIMEOUT_SECONDS})`,
+    positiveNumber,
+  ),
+  console: switchFlag(
+    "console",
+    "skip HcsCreateProcess; run over the serial console",
+  ),
+  readOnly: switchFlag(
+    "read-only",
+    "attach the root disk read-only (several VMs can share it)",
+  ),
+  pipeServer: switchFlag(
+    "pipe-server",
+    "create the console pipe before the VM, which then connects to it " +
+      "(keeps the whole boot; see the README)",
+  ),
+  user: valueFlag(
+    "user",
+    "name",
+    "account for a login prompt (default: root)",
+    text,
+  ),
+  password: valueFlag(
+    "password",
+    "text",
+    "password for a login prompt",
+    text,
+  ),
+  consoleLog: valueFlag(
+    "console-log",
+    "file",
+    "write the whole raw console, boot included, to a file",
+    text,
+  ),
+  verbose: switchFlag("verbose", "report progress on stderr"),
+  version: switchFlag("version", "print vmrunner's version"),
+  help: HELP,
+} satisfies FlagTable;
+
+const LIST_FLAGS = {
+  all: switchFlag("all", "list every compute system, whoever owns it"),
+  help: HELP,
+} satisfies FlagTable;
+
+const KILL_FLAGS = {
+  all: switchFlag("all", "terminate every VM vmrunner made"),
+  anyOwner: switchFlag(
+    "any-owner",
+    "also terminate named VMs another program made",
+  ),
+  help: HELP,
+} satisfies FlagTable;
+
+function runHelp(): string {
+  return formatHelp({
+    usage: [
+      "vmrunner [options] [--] <command> [args...]",
+      "vmrunner -i [options]",
+    ],
+    description: "Boot a throwaway Linux VM through the Windows Host " +
+      "Compute Service and run a command in it, or open an interactive " +
+      "shell (-i).",
+    operands: [["command", "the command to run in the guest"]],
+    flags: RUN_FLAGS,
+    epilogue: `
 Commands:
   vmrunner list [--all]          list vmrunner's VMs: id, state, owner, age
                                  (--all: every owner's)
@@ -274,10 +278,7 @@ ${EXIT_HELP}
 Environment:
   VMRUNNER_USER, VMRUNNER_PASSWORD  answer a login: prompt
 ${timeoutHelp()}`,
-    )
-    .exitOverride()
-    .configureOutput({ outputError: () => {} })
-    .action(() => {});
+  });
 }
 
 /**
@@ -289,71 +290,66 @@ export function parseArgs(
   args: readonly string[],
   env: Record<string, string | undefined> = {},
 ): Request {
-  const normalized = normalizeArgs(args);
   try {
-    if (normalized[0] === "list") return parseList(normalized.slice(1));
-    if (normalized[0] === "kill") return parseKill(normalized.slice(1));
-    const program = runCommand();
-    program.parse(normalized, { from: "user" });
-    const o = program.opts();
-    const command = program.args;
-    if (command.length > 0 && command[0] === "--") command.shift();
-    if (!o.interactive && command.length === 0) {
-      throw new UsageError(
-        "Nothing to run: give a command (vmrunner ls /) or -i for a shell",
-      );
-    }
-    if (o.interactive && command.length > 0) {
-      throw new UsageError(
-        `-i opens a shell and takes no command, but "${command[0]}" was given`,
-      );
-    }
-    const cpus = o.cpus ?? o.cpu;
-    const hostCpus = navigator.hardwareConcurrency;
-    if (cpus > hostCpus) {
-      throw new UsageError(
-        `--cpu ${cpus} is more than this host's ${hostCpus} logical ` +
-          "processors",
-      );
-    }
-    checkMemory(o.memory);
-    return {
-      kind: "run",
-      command,
-      interactive: Boolean(o.interactive),
-      memoryMb: o.memory,
-      cpus,
-      debug: Boolean(o.debug),
-      verbose: Boolean(o.verbose),
-      id: o.id,
-      imageDir: o.imageDir,
-      kernel: o.kernel,
-      initrd: o.initrd,
-      rootfs: o.rootfs,
-      cmdline: o.cmdline,
-      timeoutSeconds: o.timeout,
-      bootTimeoutSeconds: o.bootTimeout,
-      consoleOnly: Boolean(o.console),
-      readOnly: Boolean(o.readOnly),
-      pipeServer: Boolean(o.pipeServer),
-      user: o.user ?? env.VMRUNNER_USER,
-      password: o.password ?? env.VMRUNNER_PASSWORD,
-      consoleLog: o.consoleLog,
-    };
+    if (args[0] === "list") return parseList(args.slice(1));
+    if (args[0] === "kill") return parseKill(args.slice(1));
+    return parseRun(args, env);
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (
-        error.code === "commander.helpDisplayed" ||
-        error.code === "commander.version"
-      ) {
-        return { kind: "done" };
-      }
-      throw new UsageError(
-        error.message.replace(/^error: /, "").replace(/\.$/, ""),
-      );
-    }
+    if (error instanceof FlagError) throw new UsageError(error.message);
     throw error;
   }
+}
+
+function parseRun(
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+): Request {
+  const { flags: o, operands: command } = parseFlags(args, RUN_FLAGS);
+  if (o.help) return { kind: "print", text: runHelp() };
+  if (o.version) return { kind: "print", text: `vmrunner ${VERSION}\n` };
+  if (!o.interactive && command.length === 0) {
+    throw new UsageError(
+      "Nothing to run: give a command (vmrunner ls /) or -i for a shell",
+    );
+  }
+  if (o.interactive && command.length > 0) {
+    throw new UsageError(
+      `-i opens a shell and takes no command, but "${command[0]}" was given`,
+    );
+  }
+  const cpus = o.cpus ?? o.cpu ?? DEFAULT_CPUS;
+  const hostCpus = navigator.hardwareConcurrency;
+  if (cpus > hostCpus) {
+    throw new UsageError(
+      `--cpu ${cpus} is more than this host's ${hostCpus} logical ` +
+        "processors",
+    );
+  }
+  const memoryMb = o.memory ?? DEFAULT_MEMORY_MB;
+  checkMemory(memoryMb);
+  return {
+    kind: "run",
+    command,
+    interactive: Boolean(o.interactive),
+    memoryMb,
+    cpus,
+    debug: Boolean(o.debug),
+    verbose: Boolean(o.verbose),
+    id: o.id,
+    imageDir: o.imageDir,
+    kernel: o.kernel,
+    initrd: o.initrd,
+    rootfs: o.rootfs,
+    cmdline: o.cmdline ?? DEFAULT_CMDLINE,
+    timeoutSeconds: o.timeout,
+    bootTimeoutSeconds: o.bootTimeout ?? DEFAULT_BOOT_TIMEOUT_SECONDS,
+    consoleOnly: Boolean(o.console),
+    readOnly: Boolean(o.readOnly),
+    pipeServer: Boolean(o.pipeServer),
+    user: o.user ?? env.VMRUNNER_USER,
+    password: o.password ?? env.VMRUNNER_PASSWORD,
+    consoleLog: o.consoleLog,
+  };
 }
 
 function checkMemory(memoryMb: number) {
@@ -371,40 +367,57 @@ function checkMemory(memoryMb: number) {
   }
 }
 
-function parseList(args: string[]): ListRequest {
-  const program = new Command("vmrunner list")
-    .description("List vmrunner's VMs")
-    .option("--all", "list every compute system, whoever owns it")
-    .exitOverride()
-    .configureOutput({ outputError: () => {} });
-  program.parse(args, { from: "user" });
-  return { kind: "list", all: Boolean(program.opts().all) };
+function parseList(args: string[]): ListRequest | PrintRequest {
+  const { flags, operands } = parseFlags(args, LIST_FLAGS, {
+    interleaved: true,
+  });
+  if (flags.help) {
+    return {
+      kind: "print",
+      text: formatHelp({
+        usage: ["vmrunner list [options]"],
+        description: "List vmrunner's VMs: id, state, owner, age.",
+        flags: LIST_FLAGS,
+      }),
+    };
+  }
+  if (operands.length > 0) {
+    throw new UsageError(
+      `list takes no arguments, but "${operands[0]}" was given`,
+    );
+  }
+  return { kind: "list", all: Boolean(flags.all) };
 }
 
-function parseKill(args: string[]): KillRequest {
-  const program = new Command("vmrunner kill")
-    .description("Terminate VMs")
-    .argument("[ids...]", "the VMs to terminate")
-    .option("--all", "terminate every VM vmrunner made")
-    .option("--any-owner", "also terminate named VMs another program made")
-    .exitOverride()
-    .configureOutput({ outputError: () => {} })
-    .action(() => {});
-  program.parse(args, { from: "user" });
-  const all = Boolean(program.opts().all);
-  if (!all && program.args.length === 0) {
+function parseKill(args: string[]): KillRequest | PrintRequest {
+  const { flags, operands: ids } = parseFlags(args, KILL_FLAGS, {
+    interleaved: true,
+  });
+  if (flags.help) {
+    return {
+      kind: "print",
+      text: formatHelp({
+        usage: ["vmrunner kill [options] <id>...", "vmrunner kill --all"],
+        description: "Terminate VMs.",
+        operands: [["id", "a VM to terminate"]],
+        flags: KILL_FLAGS,
+      }),
+    };
+  }
+  const all = Boolean(flags.all);
+  if (!all && ids.length === 0) {
     throw new UsageError("kill needs the ids of the VMs to stop, or --all");
   }
-  if (all && program.args.length > 0) {
+  if (all && ids.length > 0) {
     throw new UsageError("kill takes ids or --all, not both");
   }
-  const anyOwner = Boolean(program.opts().anyOwner);
+  const anyOwner = Boolean(flags.anyOwner);
   if (all && anyOwner) {
     throw new UsageError(
       "kill --all ends only vmrunner's VMs; name others' with --any-owner ID",
     );
   }
-  return { kind: "kill", ids: program.args, all, anyOwner };
+  return { kind: "kill", ids, all, anyOwner };
 }
 
 /** What the environment changes about how long vmrunner waits. */

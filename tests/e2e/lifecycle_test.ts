@@ -273,7 +273,12 @@ Deno.test("bad input is refused before any VM is made, naming what is wrong", as
   try {
     const cases: [string, string[], RegExp][] = [
       ["memory zero", ["--memory", "0"], /--memory must be greater than zero/],
-      ["memory negative", ["-memory", "-5"], /--memory/],
+      // Errors name a flag as it was spelled.
+      [
+        "memory negative",
+        ["-memory", "-5"],
+        /-memory must be a whole number \(got "-5"\)/,
+      ],
       [
         "memory not a number",
         ["--memory", "lots"],
@@ -284,7 +289,7 @@ Deno.test("bad input is refused before any VM is made, naming what is wrong", as
         ["--memory", "99999999"],
         /more than this host's \d+ MB/,
       ],
-      ["cpu zero", ["-cpu", "0"], /--cpu must be greater than zero/],
+      ["cpu zero", ["-cpu", "0"], /-cpu must be greater than zero/],
       ["cpu negative", ["--cpu", "-1"], /--cpu/],
       ["cpu not a number", ["--cpu", "two"], /--cpu must be a whole number/],
       [

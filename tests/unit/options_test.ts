@@ -1,31 +1,77 @@
 import assert from "node:assert/strict";
-import {
-  normalizeArgs,
-  parseArgs,
-  type RunRequest,
-  UsageError,
-} from "../../cli/options.ts";
+import { parseArgs, type RunRequest, UsageError } from "../../cli/options.ts";
+import { editDistance } from "../../cli/flags.ts";
 
-Deno.test("normalizeArgs() accepts the single-dash flags users know", () => {
-  assert.deepEqual(
-    normalizeArgs([
-      "-memory",
-      "4096",
-      "-cpu",
-      "4",
-      "-debug",
-      "-id",
-      "x",
-      "ls",
-      "-memory",
-    ]),
-    ["--memory", "4096", "--cpu", "4", "--debug", "--id", "x", "ls", "-memory"],
+Deno.test("parseArgs() accepts the single-dash flags users know", () => {
+  const run = parseArgs([
+    "-memory",
+    "4096",
+    "-cpu",
+    "1",
+    "-debug",
+    "-id",
+    "x",
+    "-i",
+  ]) as RunRequest;
+  assert.equal(run.memoryMb, 4096);
+  assert.equal(run.cpus, 1);
+  assert.equal(run.debug, true);
+  assert.equal(run.id, "x");
+  assert.equal(run.interactive, true);
+  const inline = parseArgs(["-memory=64", "--cpu=1", "true"]) as RunRequest;
+  assert.equal(inline.memoryMb, 64);
+  assert.equal(inline.cpus, 1);
+  assert.deepEqual(inline.command, ["true"]);
+});
+
+Deno.test("parseArgs() leaves the guest command's own flags alone", () => {
+  const run = parseArgs([
+    "--memory",
+    "64",
+    "ls",
+    "-memory",
+    "--debug",
+    "-i",
+  ]) as RunRequest;
+  assert.deepEqual(run.command, ["ls", "-memory", "--debug", "-i"]);
+  assert.equal(run.debug, false);
+  assert.equal(run.interactive, false);
+  // A flag's value is not the start of the command, even one like a flag.
+  const user = parseArgs(["--user", "-x", "--", "--help"]) as RunRequest;
+  assert.equal(user.user, "-x");
+  assert.deepEqual(user.command, ["--help"]);
+  assert.deepEqual((parseArgs(["-", "a"]) as RunRequest).command, ["-", "a"]);
+  // The last of a repeated flag counts, as in most tools.
+  assert.equal(
+    (parseArgs(["--memory", "64", "--memory", "128", "true"]) as RunRequest)
+      .memoryMb,
+    128,
   );
-  assert.deepEqual(normalizeArgs(["-i"]), ["-i"]);
-  assert.deepEqual(normalizeArgs(["-memory=64", "true"]), [
-    "--memory=64",
-    "true",
-  ]);
+});
+
+Deno.test("parseArgs() prints help and the version, and runs nothing", () => {
+  for (const args of [["--help"], ["-h"], ["-help", "ls"], ["-i", "-h"]]) {
+    const request = parseArgs(args);
+    assert.equal(request.kind, "print", args.join(" "));
+    if (request.kind !== "print") continue;
+    assert.match(request.text, /^Usage: vmrunner \[options\]/);
+    assert.match(request.text, / {2}--memory <MB> +memory of the VM/);
+    // Hidden spellings stay out of help.
+    assert.doesNotMatch(request.text, /--cpus/);
+    for (const line of request.text.split("\n")) {
+      assert.ok(line.length <= 80, `longer than 80 columns: ${line}`);
+    }
+  }
+  const version = parseArgs(["--version"]);
+  assert.equal(version.kind, "print");
+  assert.match(
+    (version as { text: string }).text,
+    /^vmrunner \d+\.\d+\.\d+\n$/,
+  );
+  const kill = parseArgs(["kill", "--help"]);
+  assert.match((kill as { text: string }).text, /--any-owner/);
+  const list = parseArgs(["list", "-h"]);
+  assert.match((list as { text: string }).text, /Usage: vmrunner list/);
 });
 
 Deno.test("parseArgs() reads the seed's command lines", () => {
@@ -57,6 +103,13 @@ Deno.test("parseArgs() reads the seed's command lines", () => {
     all: false,
     anyOwner: false,
   });
+  // kill's flags may come after its ids.
+  assert.deepEqual(parseArgs(["kill", "a", "--any-owner", "b"]), {
+    kind: "kill",
+    ids: ["a", "b"],
+    all: false,
+    anyOwner: true,
+  });
 });
 
 Deno.test("parseArgs() rejects bad input with a message naming it", () => {
@@ -69,7 +122,21 @@ Deno.test("parseArgs() rejects bad input with a message naming it", () => {
     [["--cpu", "100000", "true"], /logical processors/],
     [["--id", "a/b", "true"], /letters, digits/],
     [["--id", "x".repeat(65), "true"], /1 to 64/],
-    [["--bogus", "true"], /unknown option '--bogus'/],
+    [["--bogus", "true"], /unknown option '--bogus'$/],
+    [
+      ["--memroy", "64", "true"],
+      /unknown option '--memroy' \(did you mean --memory\?\)/,
+    ],
+    [["-debgu", "true"], /unknown option '-debgu' \(did you mean --debug\?\)/],
+    [["--debug=1", "true"], /option '--debug' takes no value/],
+    [["--memory"], /option '--memory <MB>' needs a value/],
+    [
+      ["-memory", "lots", "true"],
+      /^-memory must be a whole number \(got "lots"\)$/,
+    ],
+    [["--memory=", "true"], /--memory must be a whole number/],
+    [["list", "extra"], /list takes no arguments/],
+    [["kill", "a", "--all"], /ids or --all, not both/],
     [[], /Nothing to run/],
     [["-i", "ls"], /takes no command/],
     [["kill"], /ids of the VMs/],
@@ -91,4 +158,12 @@ Deno.test("parseArgs() takes credentials from the environment", () => {
   }) as RunRequest;
   assert.equal(run.user, "test");
   assert.equal(run.password, "secret");
+});
+
+Deno.test("editDistance() counts edits, a swap as one", () => {
+  assert.equal(editDistance("memory", "memory"), 0);
+  assert.equal(editDistance("memroy", "memory"), 1);
+  assert.equal(editDistance("mem", "memory"), 3);
+  assert.equal(editDistance("", "id"), 2);
+  assert.equal(editDistance("cpu", "cpus"), 1);
 });

@@ -20,8 +20,9 @@ export const VMRUNNER_PERMISSIONS: readonly string[] = [
   "--allow-read",
   // --console-log FILE.
   "--allow-write",
-  // VMRUNNER_USER, VMRUNNER_PASSWORD, and the colour variables commander
-  // reads through Deno's Node layer (which ones depends on the terminal).
+  // VMRUNNER_USER, VMRUNNER_PASSWORD, VMRUNNER_TIMEOUT_*. Not narrowed to
+  // those names: the tests run inside Wine with this same list, and they
+  // set the simulator's HCS_SIM_* variables.
   "--allow-env",
   // --memory is checked against the host's memory before a VM is made.
   "--allow-sys=systemMemoryInfo",
