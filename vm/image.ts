@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "./paths.ts";
 
 /** The files of a VM image. */
 export interface ImageFiles {
