@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ZodError } from "zod";
+import { ZodError } from "zod/v3";
 import { ConsoleError } from "../console/shell_session.ts";
 import { attachTerminal, ESCAPE_HELP } from "../console/interactive.ts";
 import { HcsError } from "../hcs/hcs_error.ts";

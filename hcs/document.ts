@@ -6,7 +6,10 @@
  * @module
  */
 
-import { z } from "zod";
+// Zod's v3 API, which the zod 4 package keeps: zod 4's own entry points
+// load all of its 128 message locales, 10 MB and some 15 ms at every start
+// against 3 MB for this one (BENCHMARKS.md).
+import { z } from "zod/v3";
 
 const SCHEMA_VERSION = { Major: 2, Minor: 1 } as const;
 
