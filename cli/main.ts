@@ -12,6 +12,7 @@ import { formatHresult, HRESULT } from "../hcs/hresult.ts";
 import { vmcompute } from "../hcs/library.ts";
 import { ImageError } from "../vm/image.ts";
 import { Machine } from "../vm/machine.ts";
+import { BatchingWriter } from "./batching_writer.ts";
 import { EXIT } from "./exit_codes.ts";
 import { Interrupted, Interrupts } from "./interrupts.ts";
 import * as log from "./log.ts";
@@ -224,22 +225,15 @@ async function command(
       : [AbortSignal.timeout(request.timeoutSeconds * 1000)]),
   ]);
   const stdout = Deno.stdout.writable.getWriter();
-  let writeError: unknown;
-  // Writes finish in order: the last one done means all are.
-  let written: Promise<unknown> = Promise.resolve();
+  const output = new BatchingWriter(stdout, () => outputGone.abort());
   try {
     const { status } = await machine.run(request.command, {
-      output: (bytes) => {
-        if (writeError) return;
-        written = stdout.write(bytes).catch((error) => {
-          writeError ??= error;
-          outputGone.abort();
-        });
-      },
+      output: (bytes) => output.write(bytes),
       input: Deno.stdin.isTerminal() ? undefined : Deno.stdin.readable,
       signal: interrupt,
     });
-    await written;
+    await output.drained();
+    const writeError = output.error;
     if (writeError instanceof Deno.errors.BrokenPipe) {
       // As a program killed by SIGPIPE would, quietly.
       return EXIT.BROKEN_PIPE;
@@ -276,21 +270,19 @@ async function interactive(
     // No console to measure: the guest keeps its default size.
   }
   const stdout = Deno.stdout.writable.getWriter();
-  let written: Promise<unknown> = Promise.resolve();
+  const output = new BatchingWriter(stdout);
   log.info(
     `vmrunner: connected to ${machine.id}'s console; leave with ${ESCAPE_HELP}.`,
   );
   try {
     await attachTerminal(machine.console, machine.shell, {
       input: Deno.stdin.readable,
-      output: (bytes) => {
-        written = stdout.write(bytes).catch(() => {});
-      },
+      output: (bytes) => output.write(bytes),
       size,
       setRaw: isTerminal ? (raw) => Deno.stdin.setRaw(raw) : undefined,
       signal: stopSignal,
     }, Date.now() + bootTimeoutSeconds * 1000);
-    await written;
+    await output.drained();
     // The guest's last line may not have ended; ours starts afresh.
     log.info(`\nvmrunner: left ${machine.id}'s console.`);
   } finally {
