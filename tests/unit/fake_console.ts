@@ -86,14 +86,15 @@ export function probeReply(line: string): string | undefined {
 
 /**
  * What a POSIX shell's command loop prints for one of vmrunner's framed
- * lines: runs nothing, but answers the markers with `output` and `status`.
+ * lines (`__vmr_run NONCE ...`): runs nothing, but answers the markers with
+ * `output` and `status`.
  */
 export function frameReply(
   line: string,
   output: string,
   status: number,
 ): string | undefined {
-  const begin = line.match(/vmr:%s:b\\100\\100\\n' ([0-9a-f]+)/);
+  const begin = line.match(/^__vmr_run ([0-9a-f]+)/);
   if (!begin) return undefined;
   const nonce = begin[1];
   return `@@vmr:${nonce}:b@@\n${output}@@vmr:${nonce}:e:${status}@@\n`;

@@ -245,9 +245,32 @@ Deno.test("ShellSession sends a command and its end marker as one line (os-autoi
   });
   const { channel, shell } = session(guest);
   await shell.run("'echo' 'x'", { output: () => {} });
-  const framed = lines.filter((line) => line.includes("vmr:%s:b"));
+  // The function defined at set-up prints both markers around it.
+  const setUp = lines.find((line) => line.includes("__vmr_run() {"));
+  assert.match(setUp ?? "", /vmr:%s:b.*eval.*vmr:%s:e:%s/);
+  const framed = lines.filter((line) => line.startsWith("__vmr_run "));
   assert.equal(framed.length, 1);
-  assert.match(framed[0], /vmr:%s:b.*echo.*vmr:%s:e:%s/);
+  assert.match(framed[0], /^__vmr_run [0-9a-f]{12} +#'echo' 'x'$/);
+  await channel.close();
+});
+
+Deno.test("ShellSession sends command lines in whole loads of the UART's FIFO", async () => {
+  const lines: string[] = [];
+  const guest = new FakeConsole((line, guest) => {
+    lines.push(line);
+    shellGuest()(line, guest);
+  });
+  const { channel, shell } = session(guest);
+  const output = () => {};
+  for (const command of ["'true'", "'echo' 'é'", "x".repeat(37), "'a'\n'b'"]) {
+    await shell.run(command, { output });
+  }
+  const framed = lines.filter((line) => line.startsWith("__vmr_run "));
+  assert.equal(framed.length, 4);
+  for (const line of framed) {
+    // Each line was typed with its "\n".
+    assert.equal(new TextEncoder().encode(`${line}\n`).length % 8, 0, line);
+  }
   await channel.close();
 });
 
