@@ -5,6 +5,8 @@
  * @module
  */
 
+import { ByteBuffer } from "../console/byte_buffer.ts";
+
 /**
  * Writes chunks to a stream in order, joining those that arrive while a
  * write is under way into one. The guest's console delivers output a few
@@ -18,8 +20,7 @@
 export class BatchingWriter {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #onError: (error: unknown) => void;
-  #buffer = new Uint8Array(16 * 1024);
-  #length = 0;
+  readonly #pending = new ByteBuffer(16 * 1024);
   #flushing: Promise<void> | undefined;
   #error: unknown;
 
@@ -40,14 +41,7 @@ export class BatchingWriter {
   /** Queues `bytes` after everything queued before. */
   write(bytes: Uint8Array): void {
     if (this.#error !== undefined) return;
-    const needed = this.#length + bytes.length;
-    if (needed > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
-      grown.set(this.#buffer.subarray(0, this.#length));
-      this.#buffer = grown;
-    }
-    this.#buffer.set(bytes, this.#length);
-    this.#length = needed;
+    this.#pending.append(bytes);
     this.#flushing ??= this.#flush();
   }
 
@@ -58,15 +52,13 @@ export class BatchingWriter {
 
   async #flush(): Promise<void> {
     try {
-      while (this.#length > 0) {
+      while (this.#pending.length > 0) {
         // A copy: the buffer takes more output while this one is written.
-        const chunk = this.#buffer.slice(0, this.#length);
-        this.#length = 0;
-        await this.#writer.write(chunk);
+        await this.#writer.write(this.#pending.take());
       }
     } catch (error) {
       this.#error = error ?? new Error("The write failed");
-      this.#length = 0;
+      this.#pending.clear();
       this.#onError(error);
     } finally {
       this.#flushing = undefined;

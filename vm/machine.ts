@@ -28,6 +28,7 @@ import {
 } from "../hcs/compute_system.ts";
 import { HcsError } from "../hcs/hcs_error.ts";
 import { formatHresult, HRESULT } from "../hcs/hresult.ts";
+import { ByteBuffer } from "../console/byte_buffer.ts";
 import { type ComputeSystemDocument, vmDocument } from "../hcs/document.ts";
 import { HcsProcess } from "../hcs/process.ts";
 import { type ImageChoice, resolveImage } from "./image.ts";
@@ -232,12 +233,12 @@ export class Machine implements AsyncDisposable {
     io: CommandIO = {},
   ): Promise<CommandResult> {
     const line = typeof command === "string" ? command : shellCommand(command);
-    const collected = new OutputBuffer();
-    const output = io.output ?? ((bytes) => collected.add(bytes));
+    const collected = new ByteBuffer();
+    const output = io.output ?? ((bytes) => collected.append(bytes));
     if (this.#useProcesses && typeof command !== "string") {
       const status = await this.#runByProcess(command, { ...io, output });
       if (status !== undefined) {
-        return { status, output: collected.bytes() };
+        return { status, output: collected.take() };
       }
     }
     const status = await raceExit(
@@ -245,7 +246,7 @@ export class Machine implements AsyncDisposable {
       this.shell.run(line, { output, input: io.input, signal: io.signal }),
       undefined,
     );
-    return { status, output: collected.bytes() };
+    return { status, output: collected.take() };
   }
 
   /**
@@ -534,32 +535,5 @@ async function raceExit<T>(
     return await Promise.race([work, exited, aborted]);
   } finally {
     watching.abort();
-  }
-}
-
-/**
- * A command's output, gathered in one buffer that doubles as it fills. The
- * console delivers output a few bytes at a time: kept as a list of chunks,
- * a 2 MiB `cat` held some 300,000 of them, 120 MB of heap that every
- * garbage collection had to copy, pausing the reads QEMU waits on.
- */
-class OutputBuffer {
-  #buffer = new Uint8Array(4096);
-  #length = 0;
-
-  add(bytes: Uint8Array): void {
-    const needed = this.#length + bytes.length;
-    if (needed > this.#buffer.length) {
-      const grown = new Uint8Array(Math.max(needed, 2 * this.#buffer.length));
-      grown.set(this.#buffer.subarray(0, this.#length));
-      this.#buffer = grown;
-    }
-    this.#buffer.set(bytes, this.#length);
-    this.#length = needed;
-  }
-
-  /** A copy of what was gathered. */
-  bytes(): Uint8Array {
-    return this.#buffer.slice(0, this.#length);
   }
 }
