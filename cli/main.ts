@@ -71,7 +71,9 @@ async function print(text: string): Promise<number> {
     await writer.write(new TextEncoder().encode(text));
     writer.releaseLock();
   } catch (error) {
-    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+    if (error instanceof Deno.errors.BrokenPipe) return 0;
+    log.error(`Cannot write to stdout: ${(error as Error).message}`);
+    return EXIT.INTERNAL;
   }
   return 0;
 }

@@ -103,12 +103,27 @@ function positiveInteger(text: string): number {
   return number;
 }
 
-function positiveNumber(text: string): number {
+/**
+ * The longest wait a timer takes, in seconds: JavaScript timers fire at
+ * once for anything over 2^31 - 1 ms (24.8 days).
+ */
+export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/** Seconds to wait: above zero, and no more than timers can count. */
+function seconds(text: string): number {
   const number = Number(text);
   if (text.trim() === "" || !Number.isFinite(number) || number <= 0) {
-    throw new Error("must be a number above zero");
+    throw new Error("must be a number of seconds above zero");
+  }
+  if (number > MAX_SECONDS) {
+    throw new Error(`must be at most ${MAX_SECONDS} seconds (24 days)`);
   }
   return number;
+}
+
+function nonEmpty(text: string): string {
+  if (text === "") throw new Error("must not be empty");
+  return text;
 }
 
 /** Characters HCS ids and pipe names both take. */
@@ -123,8 +138,6 @@ function vmId(text: string): string {
   }
   return text;
 }
-
-const text = (value: string) => value;
 
 const HELP = switchFlag("help", "show this help", "h");
 
@@ -163,44 +176,44 @@ const RUN_FLAGS = {
     "dir",
     "folder with vmlinuz, initrd and rootfs.vhdx (default: vm-image " +
       "beside vmrunner, else in the working directory)",
-    text,
+    nonEmpty,
   ),
   kernel: valueFlag(
     "kernel",
     "file",
     "the kernel (default: <image-dir>/vmlinuz)",
-    text,
+    nonEmpty,
   ),
   initrd: valueFlag(
     "initrd",
     "file",
     "the initrd (default: <image-dir>/initrd)",
-    text,
+    nonEmpty,
   ),
   rootfs: valueFlag(
     "rootfs",
     "file",
     "the root disk, attached as SCSI 0:0 (default: <image-dir>/rootfs.vhdx)",
-    text,
+    nonEmpty,
   ),
   cmdline: valueFlag(
     "cmdline",
     "text",
     `the kernel command line (default: "${DEFAULT_CMDLINE}")`,
-    text,
+    nonEmpty,
   ),
   timeout: valueFlag(
     "timeout",
     "seconds",
     "interrupt the command after this long",
-    positiveNumber,
+    seconds,
   ),
   bootTimeout: valueFlag(
     "boot-timeout",
     "seconds",
     "give up if no shell answers on the console within this long " +
       `(default: ${DEFAULT_BOOT_TIMEOUT_SECONDS})`,
-    positiveNumber,
+    seconds,
   ),
   console: switchFlag(
     "console",
@@ -219,19 +232,20 @@ const RUN_FLAGS = {
     "user",
     "name",
     "account for a login prompt (default: root)",
-    text,
+    nonEmpty,
   ),
   password: valueFlag(
     "password",
     "text",
     "password for a login prompt",
-    text,
+    // An empty password is one a getty can ask for.
+    (text) => text,
   ),
   consoleLog: valueFlag(
     "console-log",
     "file",
     "write the whole raw console, boot included, to a file",
-    text,
+    nonEmpty,
   ),
   verbose: switchFlag("verbose", "report progress on stderr"),
   version: switchFlag("version", "print vmrunner's version"),
@@ -458,13 +472,14 @@ export function timeoutsFromEnv(
   for (const [name, key] of Object.entries(TIMEOUT_VARIABLES)) {
     const value = env[name];
     if (value === undefined || value === "") continue;
-    const seconds = Number(value);
-    if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    let ms: number;
+    try {
+      ms = Math.round(seconds(value) * 1000);
+    } catch (error) {
       throw new UsageError(
-        `${name} must be a number of seconds above zero, not "${value}"`,
+        `${name} ${(error as Error).message}, not "${value}"`,
       );
     }
-    const ms = Math.round(seconds * 1000);
     if (key === "consoleMs") settings.consoleMs = ms;
     else settings.hcs[key] = ms;
   }

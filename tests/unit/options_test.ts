@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { parseArgs, type RunRequest, UsageError } from "../../cli/options.ts";
+import {
+  parseArgs,
+  type RunRequest,
+  timeoutsFromEnv,
+  UsageError,
+} from "../../cli/options.ts";
 import { editDistance } from "../../cli/flags.ts";
 
 Deno.test("parseArgs() accepts the single-dash flags users know", () => {
@@ -141,6 +146,11 @@ Deno.test("parseArgs() rejects bad input with a message naming it", () => {
     [["-i", "ls"], /takes no command/],
     [["kill"], /ids of the VMs/],
     [["--timeout", "soon", "true"], /--timeout/],
+    // Timers fire at once beyond 2^31 - 1 ms.
+    [["--timeout", "2200000", "true"], /at most 2147483 seconds/],
+    [["--boot-timeout", "1e9", "true"], /at most 2147483 seconds/],
+    [["--image-dir", "", "true"], /--image-dir must not be empty/],
+    [["--kernel=", "true"], /--kernel must not be empty/],
   ];
   for (const [args, message] of cases) {
     assert.throws(() => parseArgs(args), (error: unknown) => {
@@ -166,4 +176,25 @@ Deno.test("editDistance() counts edits, a swap as one", () => {
   assert.equal(editDistance("mem", "memory"), 3);
   assert.equal(editDistance("", "id"), 2);
   assert.equal(editDistance("cpu", "cpus"), 1);
+});
+
+Deno.test("timeoutsFromEnv() reads seconds and refuses what timers cannot count", () => {
+  assert.deepEqual(timeoutsFromEnv({ VMRUNNER_TIMEOUT_START: "1.5" }), {
+    hcs: { startMs: 1500 },
+  });
+  assert.throws(
+    () => timeoutsFromEnv({ VMRUNNER_TIMEOUT_START: "3000000" }),
+    /VMRUNNER_TIMEOUT_START must be at most 2147483 seconds/,
+  );
+  assert.throws(
+    () => timeoutsFromEnv({ VMRUNNER_TIMEOUT_CONSOLE: "-1" }),
+    /VMRUNNER_TIMEOUT_CONSOLE must be a number of seconds above zero/,
+  );
+});
+
+Deno.test("parseArgs() takes an empty password, which a getty can ask for", () => {
+  assert.equal(
+    (parseArgs(["--password", "", "true"]) as RunRequest).password,
+    "",
+  );
 });
