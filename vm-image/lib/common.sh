@@ -12,7 +12,9 @@ TMP_DIR=$CACHE_DIR/tmp
 # Exit status meaning "already reported", so the ERR trap stays quiet.
 readonly REPORTED=3
 
-info() { printf 'image: %s\n' "$*"; }
+# Progress goes to stderr: `deno task start` runs this first, and its
+# stdout is the guest command's.
+info() { printf 'image: %s\n' "$*" >&2; }
 
 die() {
 	printf 'image: error: %s\n' "$*" >&2
