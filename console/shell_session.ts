@@ -47,6 +47,11 @@ export interface ShellSessionOptions {
   warn?: (message: string) => void;
   /** Receives progress details for `-debug` style logs. */
   debug?: (message: string) => void;
+  /**
+   * Quiet time after which a running command's loop is checked on, if the
+   * console then shows a shell prompt; default 3 s.
+   */
+  livenessCheckMs?: number;
 }
 
 /** Where a command's output goes and where its input comes from. */
@@ -110,6 +115,16 @@ const SYNC_TIMEOUT_MS = 15_000;
 const INTERRUPT_GRACE_MS = 3000;
 /** Quiet time after which a running command's loop is checked on. */
 const ALIVE_PROBE_MS = 3000;
+/** How a shell prompt ends: `root@vm:/# `, busybox's `/ # `, `$ `. */
+const SHELL_PROMPT = /[#$%>] ?$/;
+
+/**
+ * Whether the console's text ends at what looks like a shell prompt: what
+ * a command that killed the command loop leaves, its parent shell's.
+ */
+export function endsAtShellPrompt(text: string): boolean {
+  return SHELL_PROMPT.test(text.slice(text.lastIndexOf("\n") + 1));
+}
 /** How often Ctrl+C is sent again while an interrupted command runs on. */
 const INTERRUPT_REPEAT_MS = 1000;
 
@@ -432,8 +447,9 @@ export class ShellSession {
 
       // Unanswered probes wait in the guest's tty buffer for the loop, so
       // they thin out: 3 s, 6 s, 12 s ... apart, at most a minute.
+      const checkAfterMs = this.#options.livenessCheckMs ?? ALIVE_PROBE_MS;
       let lastAliveProbe = Date.now();
-      let aliveInterval = ALIVE_PROBE_MS;
+      let aliveInterval = checkAfterMs;
       while (status === undefined) {
         if (this.#channel.isEnded) {
           throw new ConsoleError(
@@ -451,9 +467,14 @@ export class ShellSession {
           );
         }
         const quietFor = Date.now() - this.#channel.lastDataAt;
+        // The probe is typed into the console, where a command that reads
+        // /dev/tty (a password or yes/no prompt) would take it as its
+        // answer: it is sent only when the console shows a shell prompt,
+        // as it does once the loop has died and its parent shell is back.
         if (
-          !interrupted && quietFor >= ALIVE_PROBE_MS &&
-          Date.now() - lastAliveProbe >= aliveInterval
+          !interrupted && quietFor >= checkAfterMs &&
+          Date.now() - lastAliveProbe >= aliveInterval &&
+          endsAtShellPrompt(this.#channel.recentText())
         ) {
           lastAliveProbe = Date.now();
           aliveInterval = Math.min(2 * aliveInterval, 60_000);

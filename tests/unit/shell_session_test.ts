@@ -286,3 +286,53 @@ Deno.test("ShellSession probes again when the shell swallows the first probe (vp
   assert.ok(probes >= 2);
   await channel.close();
 });
+
+/** The nonce of a framed command line, if `line` is one. */
+function runNonce(line: string): string | undefined {
+  return line.match(/^__vmr_run ([0-9a-f]+)/)?.[1];
+}
+
+Deno.test("ShellSession reports a command that killed its loop, once the parent shell's prompt shows", async () => {
+  const prompt = "root@vm:/# \x1b[6n";
+  const guest = new FakeConsole((line, guest) => {
+    const alive = line.match(/^echo VMR\\ALIVE([0-9a-f]+)$/);
+    if (alive) return guest.print(`VMRALIVE${alive[1]}\r\n${prompt}`);
+    const nonce = runNonce(line);
+    // The loop dies mid-command; the shell that started it is back.
+    if (nonce) return guest.print(`@@vmr:${nonce}:b@@\n\r\n${prompt}`);
+    shellGuest()(line, guest);
+  });
+  const { channel, shell } = session(guest, { livenessCheckMs: 50 });
+  await assert.rejects(
+    shell.run("kill -9 $$", { output: () => {} }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConsoleError);
+      assert.match(error.message, /ended the shell vmrunner runs commands in/);
+      return true;
+    },
+  );
+  assert.equal(shell.isReady, false, "set up again before the next command");
+  await channel.close();
+});
+
+Deno.test("ShellSession types nothing into a quiet command that waits on the terminal", async () => {
+  const guest = new FakeConsole((line, guest) => {
+    const nonce = runNonce(line);
+    if (!nonce) return shellGuest()(line, guest);
+    // A program asks on /dev/tty and waits: the console shows no shell.
+    guest.print(`@@vmr:${nonce}:b@@\nPassphrase: `);
+    setTimeout(() => guest.print(`ok\n@@vmr:${nonce}:e:0@@\n`), 500);
+  });
+  const { channel, shell } = session(guest, { livenessCheckMs: 50 });
+  const output: Uint8Array[] = [];
+  const status = await shell.run("ssh-keygen", {
+    output: (bytes) => output.push(bytes),
+  });
+  assert.equal(status, 0);
+  assert.equal(
+    output.map((b) => decoder.decode(b)).join(""),
+    "Passphrase: ok\n",
+  );
+  assert.doesNotMatch(guest.typed, /ALIVE/, "no probe typed as an answer");
+  await channel.close();
+});
