@@ -60,6 +60,14 @@ export function valueFlag<T>(
 export class FlagError extends Error {
   /** Always `"FlagError"`. */
   override name = "FlagError";
+  /** The flag as spelled, when no flag of the table has that name. */
+  readonly unknownFlag?: string;
+
+  /** `message` says what is wrong; `unknownFlag` names a flag not known. */
+  constructor(message: string, unknownFlag?: string) {
+    super(message);
+    this.unknownFlag = unknownFlag;
+  }
 }
 
 /** How {@linkcode parseFlags} reads the arguments. */
@@ -116,6 +124,7 @@ export function parseFlags<F extends FlagTable>(
       throw new FlagError(
         `unknown option '${spelling}'` +
           (guess ? ` (did you mean --${guess}?)` : ""),
+        spelling,
       );
     }
     const [key, flag] = found;

@@ -309,9 +309,22 @@ export function parseArgs(
     if (args[0] === "kill") return parseKill(args.slice(1));
     return parseRun(args, env);
   } catch (error) {
-    if (error instanceof FlagError) throw new UsageError(error.message);
+    if (error instanceof FlagError) {
+      throw new UsageError(error.message + subcommandHint(error.unknownFlag));
+    }
     throw error;
   }
+}
+
+/** Where a flag of `list` or `kill` given before them belongs. */
+function subcommandHint(spelling: string | undefined): string {
+  const name = spelling?.replace(/^--?/, "");
+  const of = (flags: FlagTable, command: string) =>
+    Object.values(flags).some((flag) => flag.name === name) ? [command] : [];
+  const commands = [...of(LIST_FLAGS, "list"), ...of(KILL_FLAGS, "kill")];
+  if (commands.length === 0) return "";
+  return `; it is an option of ${commands.join(" and ")}: put it after ` +
+    `the command (vmrunner ${commands[0]} --${name})`;
 }
 
 function parseRun(

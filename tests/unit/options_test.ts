@@ -141,6 +141,11 @@ Deno.test("parseArgs() rejects bad input with a message naming it", () => {
     ],
     [["--memory=", "true"], /--memory must be a whole number/],
     [["list", "extra"], /list takes no arguments/],
+    [["--all", "list"], /option of list and kill: put it after the command/],
+    [
+      ["-any-owner", "kill", "x"],
+      /option of kill: .*vmrunner kill --any-owner/,
+    ],
     [["kill", "a", "--all"], /ids or --all, not both/],
     [[], /Nothing to run/],
     [["-i", "ls"], /takes no command/],
