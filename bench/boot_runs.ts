@@ -7,19 +7,13 @@
  */
 
 import { summarizeTrace } from "../tests/hcs-sim/trace.ts";
+import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 const SIM_BUILD = `${ROOT}tests/hcs-sim/build`;
 
 /** The permissions `deno task start` gives vmrunner. */
-export const PERMISSIONS = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-sys=systemMemoryInfo",
-];
+export const PERMISSIONS = TEST_BED_PERMISSIONS;
 
 /** What one process run took. */
 export interface ProcessRun {

@@ -10,18 +10,13 @@
  * @module
  */
 
+import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
+
 const root = new URL("..", import.meta.url).pathname;
 const simBuild = `${root}tests/hcs-sim/build`;
 
 /** Permissions of vmrunner itself on Linux, where the test bed runs. */
-const LINUX_PERMISSIONS = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-sys=systemMemoryInfo",
-];
+const LINUX_PERMISSIONS = TEST_BED_PERMISSIONS;
 
 interface Suite {
   /** What the suite proves. */

@@ -1,6 +1,6 @@
 /**
  * Builds `dist/vmrunner.exe`: `deno compile` of main.ts for
- * x86_64-pc-windows-msvc, with the permissions of tests/wine/permissions.ts
+ * x86_64-pc-windows-msvc, with the permissions of tools/permissions.ts
  * (the list the Windows tests grant) baked in.
  *
  * ```sh
@@ -22,7 +22,7 @@
  */
 
 import { basename, dirname, join, resolve } from "node:path";
-import { VMRUNNER_PERMISSIONS } from "../tests/wine/permissions.ts";
+import { VMRUNNER_PERMISSIONS } from "./permissions.ts";
 
 /** The repository, without a trailing slash. */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

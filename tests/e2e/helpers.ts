@@ -6,19 +6,13 @@
  * @module
  */
 
+import { TEST_BED_PERMISSIONS } from "../../tools/permissions.ts";
 import { summarizeTrace, type TraceSummary } from "../hcs-sim/trace.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** vmrunner's permissions on Linux, as `deno task start` grants them. */
-export const PERMISSIONS = [
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-sys=systemMemoryInfo",
-];
+export const PERMISSIONS = TEST_BED_PERMISSIONS;
 
 /** What a vmrunner process did. */
 export interface RunResult {

@@ -12,7 +12,7 @@
  */
 
 import { summarizeTrace, type TraceSummary } from "../../hcs-sim/trace.ts";
-import { VMRUNNER_PERMISSIONS } from "../../wine/permissions.ts";
+import { VMRUNNER_PERMISSIONS } from "../../../tools/permissions.ts";
 import { REPO, SIM_BUILD_DIR, windowsPath } from "../../wine/paths.ts";
 
 export { VMRUNNER_PERMISSIONS, windowsPath };

@@ -5,7 +5,9 @@
  * vmrunner processes the end-to-end tests start. A Windows code path that
  * needs more fails in the tests as it would in the .exe.
  *
- * The README's "Permissions of vmrunner.exe" says why each is needed.
+ * The README's "Permissions" says why each is needed. On the Linux test
+ * bed vmrunner runs with the same list and the network, in
+ * {@linkcode TEST_BED_PERMISSIONS}.
  *
  * @module
  */
@@ -28,4 +30,15 @@ export const VMRUNNER_PERMISSIONS: readonly string[] = [
   "--allow-sys=systemMemoryInfo",
   // A missing permission is an error, never a question on the terminal.
   "--no-prompt",
+];
+
+/**
+ * vmrunner's permissions on the Linux test bed, as `deno task start`
+ * grants them (a unit test holds deno.json to this list): the shipped ones
+ * and the network, for the simulator's Unix sockets, which stand for the
+ * named pipes that Windows opens through kernel32.
+ */
+export const TEST_BED_PERMISSIONS: readonly string[] = [
+  ...VMRUNNER_PERMISSIONS,
+  "--allow-net",
 ];
