@@ -135,3 +135,27 @@ Deno.test("vmrunner passes piped stdin to the guest command and closes it", asyn
   assert.equal(text(result.stdout), "hello\nwörld\n".repeat(500) + "eof\n");
   await assertCleanedUp(result);
 });
+
+Deno.test("vmrunner types nothing into a quiet command that reads the terminal", async () => {
+  // Quiet for longer than the 3 s after which a dead loop is looked for.
+  const result = await vmrunner([
+    ...SHARED,
+    "--timeout",
+    "8",
+    "sh",
+    "-c",
+    'echo asking; sleep 4; read -r answer </dev/tty; echo "answer=[$answer]"',
+  ]);
+  assert.equal(result.code, 124, result.stderr);
+  assert.equal(text(result.stdout), "asking\n", "no invented answer");
+  await assertCleanedUp(result);
+});
+
+Deno.test("vmrunner reports a command that killed the shell it runs in", async () => {
+  // In the command's subshell $$ is the command loop's own shell.
+  const result = await vmrunner([...SHARED, "eval", "echo before; kill -9 $$"]);
+  assert.equal(result.code, 126, result.stderr);
+  assert.match(text(result.stdout), /^before\n/);
+  assert.match(result.stderr, /ended the shell vmrunner runs commands in/);
+  await assertCleanedUp(result);
+});
