@@ -12,9 +12,6 @@ import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
 export const ROOT = new URL("..", import.meta.url).pathname;
 const SIM_BUILD = `${ROOT}tests/hcs-sim/build`;
 
-/** The permissions `deno task start` gives vmrunner. */
-export const PERMISSIONS = TEST_BED_PERMISSIONS;
-
 /** What one process run took. */
 export interface ProcessRun {
   /** From just before the spawn to the exit, in ms. */
@@ -74,7 +71,7 @@ export async function measureBoots(options: BootOptions): Promise<BootRuns> {
     const runVmrunner = () =>
       attempt("vmrunner", [
         "run",
-        ...PERMISSIONS,
+        ...TEST_BED_PERMISSIONS,
         `${ROOT}main.ts`,
         "--read-only",
         "true",
@@ -82,7 +79,7 @@ export async function measureBoots(options: BootOptions): Promise<BootRuns> {
     const runRaw = () =>
       attempt("raw client", [
         "run",
-        ...PERMISSIONS,
+        ...TEST_BED_PERMISSIONS,
         `${ROOT}bench/raw_client.ts`,
         options.imageDir,
         `vmrbench-raw-${crypto.randomUUID().slice(0, 8)}`,

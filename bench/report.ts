@@ -141,7 +141,7 @@ export function buildRows(
       result: peak,
       resultUnit: megabytes,
       target: `≤ ${TARGETS.peakMegabytes} MB`,
-      met: peak.median * 1024 / 1e6 <= TARGETS.peakMegabytes,
+      met: peak.median * megabytes.scale <= TARGETS.peakMegabytes,
     },
   ];
 }

@@ -15,9 +15,6 @@ import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
 const root = new URL("..", import.meta.url).pathname;
 const simBuild = `${root}tests/hcs-sim/build`;
 
-/** Permissions of vmrunner itself on Linux, where the test bed runs. */
-const LINUX_PERMISSIONS = TEST_BED_PERMISSIONS;
-
 interface Suite {
   /** What the suite proves. */
   about: string;
@@ -33,7 +30,7 @@ const SUITES: Record<string, Suite> = {
     command: [
       "deno",
       "test",
-      ...LINUX_PERMISSIONS,
+      ...TEST_BED_PERMISSIONS,
       "--allow-run",
       "tests/unit/",
     ],
@@ -43,7 +40,7 @@ const SUITES: Record<string, Suite> = {
     command: [
       "deno",
       "test",
-      ...LINUX_PERMISSIONS,
+      ...TEST_BED_PERMISSIONS,
       "--allow-run",
       "tests/hcs-sim/",
     ],
@@ -54,7 +51,7 @@ const SUITES: Record<string, Suite> = {
     command: [
       "deno",
       "test",
-      ...LINUX_PERMISSIONS,
+      ...TEST_BED_PERMISSIONS,
       "--allow-run",
       "tests/e2e/",
     ],

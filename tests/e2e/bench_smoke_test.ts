@@ -25,7 +25,8 @@ Deno.test("the bench runs every row once and reports finite numbers", async () =
         "--pairs",
         "1",
         "--blocks",
-        "1",
+        // Two: the second block reconnects the library to the running VM.
+        "2",
         "--round-trips",
         "2",
         "--payload",
@@ -65,15 +66,24 @@ Deno.test("the bench runs every row once and reports finite numbers", async () =
       );
     }
     assert.ok(printed.includes(`Deno ${result.host.deno}`));
+    assert.ok(printed.includes(result.host.date), "the run's date");
+    assert.ok(printed.includes(result.host.cpuModel), "the machine");
 
     // The numbers are what they claim to be: real boots, real transfers.
     const [pair] = result.boots;
     assert.ok(pair.raw.wallMs > 1000, "the raw client booted a VM");
     assert.ok(pair.vmrunner.peakKiB > 0, "vmrunner's memory was sampled");
     assert.ok(pair.raw.peakKiB > 0, "the raw client's memory was sampled");
-    const [block] = result.blocks;
-    assert.equal(block.libraryRoundTripMs.length, 2);
-    assert.ok(block.rawBytesPerSecond > 0 && block.libraryBytesPerSecond > 0);
+    assert.equal(
+      result.rows[0].result.median,
+      pair.vmrunner.wallMs / pair.raw.wallMs,
+      "row 1 is vmrunner's time over the raw client's",
+    );
+    assert.equal(result.blocks.length, 2);
+    for (const block of result.blocks) {
+      assert.equal(block.libraryRoundTripMs.length, 2);
+      assert.ok(block.rawBytesPerSecond > 0 && block.libraryBytesPerSecond > 0);
+    }
 
     // Both sides of row 1 boot the same VM: only the pipe names differ.
     const unnamed = (document: string) =>

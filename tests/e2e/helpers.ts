@@ -11,9 +11,6 @@ import { summarizeTrace, type TraceSummary } from "../hcs-sim/trace.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
 
-/** vmrunner's permissions on Linux, as `deno task start` grants them. */
-export const PERMISSIONS = TEST_BED_PERMISSIONS;
-
 /** What a vmrunner process did. */
 export interface RunResult {
   code: number;
@@ -43,7 +40,7 @@ export async function vmrunner(
   const trace = await Deno.makeTempFile({ prefix: "vmrunner-trace-" });
   try {
     const child = new Deno.Command("deno", {
-      args: ["run", ...PERMISSIONS, `${ROOT}main.ts`, ...args],
+      args: ["run", ...TEST_BED_PERMISSIONS, `${ROOT}main.ts`, ...args],
       cwd: ROOT,
       env: { HCS_SIM_TRACE: trace, NO_COLOR: "1", ...options.env },
       stdin: options.stdin ? "piped" : "null",
@@ -181,7 +178,7 @@ export function vmrunnerCommandLine(
     ...Object.entries({ ...inherited, ...env }).map(([k, v]) => `${k}=${v}`),
     "deno",
     "run",
-    ...PERMISSIONS,
+    ...TEST_BED_PERMISSIONS,
     "main.ts",
     ...args,
   ].join(" ");

@@ -12,13 +12,8 @@
 
 import assert from "node:assert/strict";
 import { summarizeTrace } from "../hcs-sim/trace.ts";
-import {
-  IMAGE_DIR,
-  PERMISSIONS,
-  ROOT,
-  type RunResult,
-  vmProcessesFor,
-} from "./helpers.ts";
+import { IMAGE_DIR, ROOT, type RunResult, vmProcessesFor } from "./helpers.ts";
+import { TEST_BED_PERMISSIONS } from "../../tools/permissions.ts";
 
 /** The simulator's registry for this file's runs. */
 export const STATE_DIR = Deno.makeTempDirSync({ prefix: "vmrunner-state-" });
@@ -69,7 +64,7 @@ export function start(args: string[], options: StartOptions = {}): Running {
     ...options.prefix ?? [],
     "deno",
     "run",
-    ...PERMISSIONS,
+    ...TEST_BED_PERMISSIONS,
     `${ROOT}main.ts`,
     ...args,
   ];
