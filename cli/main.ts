@@ -53,7 +53,7 @@ export async function main(args: readonly string[]): Promise<number> {
     vmcompute();
     switch (request.kind) {
       case "list":
-        return await list(request, timeouts);
+        return await print(await list(request, timeouts));
       case "kill":
         return await kill(request, timeouts);
       case "run":
@@ -64,7 +64,7 @@ export async function main(args: readonly string[]): Promise<number> {
   }
 }
 
-/** Writes help or the version to stdout; a closed stdout is no error. */
+/** Writes text for the user to stdout; a closed stdout is no error. */
 async function print(text: string): Promise<number> {
   try {
     const writer = Deno.stdout.writable.getWriter();

@@ -17,6 +17,8 @@ import {
 import { EXIT_HELP } from "./exit_codes.ts";
 import { DEFAULT_TIMEOUTS, type HcsTimeouts } from "../hcs/timeouts.ts";
 import { ESCAPE_HELP } from "../console/interactive.ts";
+import { DEFAULT_READY_TIMEOUT_MS } from "../console/shell_session.ts";
+import { DEFAULT_CONSOLE_TIMEOUT_MS } from "../console/transport.ts";
 import {
   DEFAULT_CMDLINE,
   DEFAULT_CPUS,
@@ -89,10 +91,10 @@ export class UsageError extends Error {
 }
 
 /** vmrunner's version, as `--version` prints it. */
-export const VERSION = "0.1.0";
+const VERSION = "0.1.0";
 
 /** Seconds `--boot-timeout` gives a shell to answer unless told. */
-export const DEFAULT_BOOT_TIMEOUT_SECONDS = 120;
+const DEFAULT_BOOT_TIMEOUT_SECONDS = DEFAULT_READY_TIMEOUT_MS / 1000;
 
 function positiveInteger(text: string): number {
   const number = Number(text);
@@ -107,7 +109,7 @@ function positiveInteger(text: string): number {
  * The longest wait a timer takes, in seconds: JavaScript timers fire at
  * once for anything over 2^31 - 1 ms (24.8 days).
  */
-export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
 
 /** Seconds to wait: above zero, and no more than timers can count. */
 function seconds(text: string): number {
@@ -469,9 +471,6 @@ export const TIMEOUT_VARIABLES = {
   VMRUNNER_TIMEOUT_CONSOLE: "consoleMs",
 } as const;
 
-/** The console pipe's default wait, in milliseconds. */
-export const DEFAULT_CONSOLE_TIMEOUT_MS = 30_000;
-
 /**
  * Reads the `VMRUNNER_TIMEOUT_*` variables.
  *
@@ -499,18 +498,17 @@ export function timeoutsFromEnv(
   return settings;
 }
 
+/** The operations with a timeout of their own; others have the call's. */
+const OPERATION_TIMEOUT_VARIABLES: Record<string, string> = {
+  HcsCreateComputeSystem: "VMRUNNER_TIMEOUT_CREATE",
+  HcsStartComputeSystem: "VMRUNNER_TIMEOUT_START",
+  HcsShutdownComputeSystem: "VMRUNNER_TIMEOUT_SHUTDOWN",
+  HcsTerminateComputeSystem: "VMRUNNER_TIMEOUT_TERMINATE",
+};
+
 /** The variable that sets how long an HCS operation may take. */
-export function timeoutVariableFor(operation: string): string | undefined {
-  const key: keyof HcsTimeouts = operation === "HcsCreateComputeSystem"
-    ? "createMs"
-    : operation === "HcsStartComputeSystem"
-    ? "startMs"
-    : operation === "HcsShutdownComputeSystem"
-    ? "shutdownMs"
-    : operation === "HcsTerminateComputeSystem"
-    ? "terminateMs"
-    : "callMs";
-  return Object.entries(TIMEOUT_VARIABLES).find(([, k]) => k === key)?.[0];
+export function timeoutVariableFor(operation: string): string {
+  return OPERATION_TIMEOUT_VARIABLES[operation] ?? "VMRUNNER_TIMEOUT_CALL";
 }
 
 function timeoutHelp(): string {

@@ -17,11 +17,11 @@ import {
   UsageError,
 } from "./options.ts";
 
-/** Prints vmrunner's systems (everyone's with --all), with state and age. */
+/** vmrunner's systems (everyone's with --all) as a table: state and age. */
 export async function list(
   request: ListRequest,
   timeouts: TimeoutSettings,
-): Promise<number> {
+): Promise<string> {
   const options: HcsOptions = { timeouts: timeouts.hcs };
   const systems = await ComputeSystem.enumerate(
     request.all ? {} : { Owners: [OWNER] },
@@ -40,8 +40,7 @@ export async function list(
   const text = rows.map((row) =>
     row.map((cell, column) => cell.padEnd(widths[column])).join("  ").trimEnd()
   ).join("\n");
-  await Deno.stdout.write(new TextEncoder().encode(text + "\n"));
-  return 0;
+  return text + "\n";
 }
 
 /**

@@ -62,11 +62,13 @@ function fdTransport(fd: number, name: string): ConsoleTransport {
       libc().close(fd);
     }
   };
+  // One buffer for every read; each chunk leaves as a copy of its bytes,
+  // not as a view that keeps a whole buffer alive.
+  const buffer = new Uint8Array(READ_SIZE);
   const readable = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const buffer = new Uint8Array(READ_SIZE);
       const count = Number(await libc().read(fd, buffer, BigInt(READ_SIZE)));
-      if (count > 0) controller.enqueue(buffer.subarray(0, count));
+      if (count > 0) controller.enqueue(buffer.slice(0, count));
       else if (count === 0 || closed) controller.close();
       else controller.error(new Error(`Cannot read the process's ${name}`));
     },
@@ -75,7 +77,7 @@ function fdTransport(fd: number, name: string): ConsoleTransport {
     async write(chunk) {
       let offset = 0;
       while (offset < chunk.length) {
-        const part = chunk.slice(offset);
+        const part = chunk.subarray(offset);
         const count = Number(
           await libc().write(fd, part, BigInt(part.length)),
         );

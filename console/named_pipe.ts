@@ -15,7 +15,10 @@
  */
 
 import { pipeBaseName } from "./pipe_name.ts";
-import type { ConsoleTransport } from "./transport.ts";
+import {
+  type ConsoleTransport,
+  DEFAULT_CONSOLE_TIMEOUT_MS,
+} from "./transport.ts";
 import {
   allocate,
   describeStatus,
@@ -128,7 +131,11 @@ export async function connectNamedPipe(
   path: string,
   options: NamedPipeConnectOptions = {},
 ): Promise<ConsoleTransport> {
-  const { timeoutMs = 30_000, retryMs = 100, signal } = options;
+  const {
+    timeoutMs = DEFAULT_CONSOLE_TIMEOUT_MS,
+    retryMs = 100,
+    signal,
+  } = options;
   const ntPath = toNtPath(path);
   const deadline = Date.now() + timeoutMs;
   while (true) {

@@ -16,6 +16,10 @@
  *    from /dev/null unless input is supplied. Input and long or unusual
  *    command text travel base64-encoded in lines the guest acknowledges, so
  *    the guest's line limits and input buffer never overflow.
+ * 4. A command quiet for a while is checked on only if the console ends at
+ *    a shell prompt, as it does when the command killed the loop: then a
+ *    probe that only a shell answers is typed. Otherwise nothing is typed
+ *    while a command runs.
  *
  * @module
  */
@@ -103,6 +107,8 @@ const TRANSFER_WINDOW = 2 * ACK_EVERY;
 
 /** Characters of console text the prompt patterns look at. */
 const PROMPT_TEXT = 4096;
+/** How long {@linkcode ShellSession.ready} waits for a shell, in ms. */
+export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 /** Quiet time before answering a prompt or probing, in ms. */
 const SETTLE_MS = 300;
 /** Time between probes while the console is quiet. */
@@ -122,7 +128,7 @@ const SHELL_PROMPT = /[#$%>] ?$/;
  * Whether the console's text ends at what looks like a shell prompt: what
  * a command that killed the command loop leaves, its parent shell's.
  */
-export function endsAtShellPrompt(text: string): boolean {
+function endsAtShellPrompt(text: string): boolean {
   return SHELL_PROMPT.test(text.slice(text.lastIndexOf("\n") + 1));
 }
 /** How often Ctrl+C is sent again while an interrupted command runs on. */
@@ -182,6 +188,7 @@ export class ShellSession {
   readonly #channel: ConsoleChannel;
   readonly #options: ShellSessionOptions;
   #ready = false;
+  #wasReady = false;
   #busy = false;
 
   /** Uses `channel`; nothing is sent until the first command. */
@@ -196,12 +203,21 @@ export class ShellSession {
   }
 
   /**
+   * Whether a shell was ever reached and set up, even if an interrupted
+   * command or a dead loop means it must be set up again.
+   */
+  get wasReady(): boolean {
+    return this.#wasReady;
+  }
+
+  /**
    * Reaches a shell and sets it up for commands. Does nothing if that is
    * already done.
    */
   async ready(signal?: AbortSignal): Promise<void> {
     if (this.#ready) return;
-    const deadline = Date.now() + (this.#options.readyTimeoutMs ?? 120_000);
+    const deadline = Date.now() +
+      (this.#options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
     for (let attempt = 1;; attempt++) {
       await this.reachShell(deadline, signal);
       this.#debug("shell reached; setting up the terminal");
@@ -211,7 +227,7 @@ export class ShellSession {
           `'${LOOP}'\r`,
       );
       if (await this.#sync(Math.min(SYNC_TIMEOUT_MS, deadline - Date.now()))) {
-        this.#ready = true;
+        this.#ready = this.#wasReady = true;
         return;
       }
       if (attempt >= 3 || Date.now() >= deadline) {
@@ -450,6 +466,8 @@ export class ShellSession {
       const checkAfterMs = this.#options.livenessCheckMs ?? ALIVE_PROBE_MS;
       let lastAliveProbe = Date.now();
       let aliveInterval = checkAfterMs;
+      let promptCheckedAt = -1;
+      let atPrompt = false;
       while (status === undefined) {
         if (this.#channel.isEnded) {
           throw new ConsoleError(
@@ -466,16 +484,20 @@ export class ShellSession {
             this.#channel.tail(),
           );
         }
-        const quietFor = Date.now() - this.#channel.lastDataAt;
+        const lastDataAt = this.#channel.lastDataAt;
+        const quietFor = Date.now() - lastDataAt;
         // The probe is typed into the console, where a command that reads
         // /dev/tty (a password or yes/no prompt) would take it as its
         // answer: it is sent only when the console shows a shell prompt,
         // as it does once the loop has died and its parent shell is back.
-        if (
-          !interrupted && quietFor >= checkAfterMs &&
-          Date.now() - lastAliveProbe >= aliveInterval &&
-          endsAtShellPrompt(this.#channel.recentText())
-        ) {
+        // The console is read again only once something new arrived.
+        const due = !interrupted && quietFor >= checkAfterMs &&
+          Date.now() - lastAliveProbe >= aliveInterval;
+        if (due && lastDataAt !== promptCheckedAt) {
+          promptCheckedAt = lastDataAt;
+          atPrompt = endsAtShellPrompt(this.#channel.recentText());
+        }
+        if (due && atPrompt) {
           lastAliveProbe = Date.now();
           aliveInterval = Math.min(2 * aliveInterval, 60_000);
           aliveAsked = true;
@@ -508,12 +530,13 @@ export class ShellSession {
   async #sync(timeoutMs: number): Promise<boolean> {
     const nonce = newNonce();
     const expected = `@@vmr:${nonce}:s@@`;
-    let text = "";
+    let tail = "";
     let seen!: () => void;
     const arrived = new Promise<void>((resolve) => (seen = resolve));
     const stop = this.#channel.listen((chunk) => {
-      text = (text + readableText(chunk)).slice(-4096);
-      if (text.includes(expected)) seen();
+      // A tail as long as the marker finds it split across chunks.
+      tail = tail.slice(-expected.length) + readableText(chunk);
+      if (tail.includes(expected)) seen();
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {

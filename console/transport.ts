@@ -4,6 +4,9 @@
  * @module
  */
 
+/** How long a console pipe is waited for unless told otherwise, in ms. */
+export const DEFAULT_CONSOLE_TIMEOUT_MS = 30_000;
+
 /**
  * A duplex byte stream to a VM's serial console (COM1 / ttyS0).
  *

@@ -5,7 +5,10 @@
  * @module
  */
 
-import type { ConsoleTransport } from "./transport.ts";
+import {
+  type ConsoleTransport,
+  DEFAULT_CONSOLE_TIMEOUT_MS,
+} from "./transport.ts";
 
 /** Options of {@linkcode connectUnixSocket}. */
 export interface ConnectOptions {
@@ -25,7 +28,11 @@ export async function connectUnixSocket(
   path: string,
   options: ConnectOptions = {},
 ): Promise<ConsoleTransport> {
-  const { timeoutMs = 30_000, retryMs = 100, signal } = options;
+  const {
+    timeoutMs = DEFAULT_CONSOLE_TIMEOUT_MS,
+    retryMs = 100,
+    signal,
+  } = options;
   const deadline = Date.now() + timeoutMs;
   while (true) {
     signal?.throwIfAborted();

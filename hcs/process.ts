@@ -118,11 +118,6 @@ export class HcsProcess implements AsyncDisposable {
     return process;
   }
 
-  /** Whether HCS returned the stdio handles that were asked for. */
-  get hasStdio(): boolean {
-    return this.info.stdOutput !== null;
-  }
-
   /**
    * Waits for the process to exit and returns its exit code (-1 when HCS
    * could not tell).

@@ -20,7 +20,10 @@ import {
   INTERRUPTED_STATUS,
   ShellSession,
 } from "../console/shell_session.ts";
-import type { ConsoleTransport } from "../console/transport.ts";
+import {
+  type ConsoleTransport,
+  DEFAULT_CONSOLE_TIMEOUT_MS,
+} from "../console/transport.ts";
 import {
   ComputeSystem,
   type HcsOptions,
@@ -124,6 +127,8 @@ export class Machine implements AsyncDisposable {
   readonly shell: ShellSession;
   readonly #options: MachineOptions;
   #useProcesses: boolean;
+  /** Whether a command ran through the guest agent. */
+  #agentAnswered = false;
   #disposing: Promise<void> | undefined;
 
   private constructor(
@@ -287,7 +292,15 @@ export class Machine implements AsyncDisposable {
         return undefined;
       }
       this.#options.debug?.("running the command through the guest agent");
-      return await runWithStdio(process, io, stdInput, stdOutput, stdError);
+      const status = await runWithStdio(
+        process,
+        io,
+        stdInput,
+        stdOutput,
+        stdError,
+      );
+      this.#agentAnswered = true;
+      return status;
     } finally {
       await process.close();
     }
@@ -313,10 +326,12 @@ export class Machine implements AsyncDisposable {
     // With its only disk read-only the guest has nothing to flush, and a
     // graceful shutdown would only add the guest's power-off (about 0.15 s
     // of a 7 s run here) to every run.
-    // A guest that never gave us a shell is unlikely to honour a shutdown
-    // request either (its power-button handler may not run yet): waiting
-    // for one would only add the shutdown timeout to a failed run.
-    const graceful = !this.#options.readOnly && this.shell.isReady;
+    // A guest that never gave us a shell or ran a command is unlikely to
+    // honour a shutdown request either (its power-button handler may not
+    // run yet): waiting for one would only add the shutdown timeout to a
+    // failed run.
+    const graceful = !this.#options.readOnly &&
+      (this.shell.wasReady || this.#agentAnswered);
     const stopping = graceful
       ? this.system.stop()
       : this.system.stop({ shutdownMs: 0 });
@@ -385,7 +400,7 @@ async function connectPipe(
     return await connectConsole(pipe, { ...options, timeoutMs });
   } catch (error) {
     if (!(error instanceof Deno.errors.TimedOut)) throw error;
-    const seconds = (timeoutMs ?? 30_000) / 1000;
+    const seconds = (timeoutMs ?? DEFAULT_CONSOLE_TIMEOUT_MS) / 1000;
     throw new ConsoleError(
       `The console pipe ${pipe} of ${id} did not appear within ${seconds} s ` +
         "though the VM was started. Check that the HCS document (shown by " +
@@ -421,7 +436,7 @@ async function acceptPipe(
   id: string,
   pipe: string,
   server: ConsoleServer,
-  timeoutMs = 30_000,
+  timeoutMs = DEFAULT_CONSOLE_TIMEOUT_MS,
 ): Promise<ConsoleTransport> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -467,8 +482,9 @@ function explainStartFailure(
 
 /**
  * Streams a process's stdio handles: output and errors to `io.output`,
- * `io.input` (or nothing) to its stdin, then waits for its exit code.
- * Aborting `io.signal` terminates the process (status 130).
+ * `io.input` (or nothing) to its stdin, and waits for its exit code;
+ * input still unread then is dropped. Aborting `io.signal` terminates the
+ * process (status 130).
  */
 async function runWithStdio(
   process: HcsProcess,
@@ -488,22 +504,30 @@ async function runWithStdio(
         new WritableStream({ write: (bytes) => io.output(bytes) }),
       ).catch(() => {})
     );
-    if (stdin) {
+    const onAbort = () => process.terminate().catch(() => {});
+    io.signal?.addEventListener("abort", onAbort, { once: true });
+    // Input goes on in the background: the command may end, or be
+    // interrupted, before it has read everything (`head -1`, endless input).
+    const inputDone = new AbortController();
+    const feeding = (async () => {
+      if (!stdin) return;
       if (io.input) {
-        await io.input.pipeTo(stdin.writable, { preventClose: true })
-          .catch(() => {});
+        await io.input.pipeTo(stdin.writable, {
+          preventClose: true,
+          signal: inputDone.signal,
+        }).catch(() => {});
       }
       // The command sees the end of its input.
       await process.closeStdin().catch(() => {});
       await stdin.close();
-    }
-    const onAbort = () => process.terminate().catch(() => {});
-    io.signal?.addEventListener("abort", onAbort, { once: true });
+    })();
     try {
       const status = await process.wait();
       await Promise.all(copying);
       return io.signal?.aborted ? INTERRUPTED_STATUS : status;
     } finally {
+      inputDone.abort();
+      await feeding;
       io.signal?.removeEventListener("abort", onAbort);
     }
   } finally {

@@ -312,6 +312,7 @@ Deno.test("ShellSession reports a command that killed its loop, once the parent 
     },
   );
   assert.equal(shell.isReady, false, "set up again before the next command");
+  assert.equal(shell.wasReady, true, "a shell was reached: shut down gently");
   await channel.close();
 });
 
