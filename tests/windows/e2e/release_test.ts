@@ -113,7 +113,10 @@ Deno.test("deno task compile without a Windows runtime says where to put one, an
   }
 });
 
-Deno.test("deno compile takes the task's target and permissions (the full deno.exe stands in for denort; its output is checked, not run)", async () => {
+// The permissions go into the .exe's metadata in a binary form that is
+// not checked here; compileArgs() takes them from tools/permissions.ts,
+// whose list tests/unit/permissions_test.ts checks.
+Deno.test("deno compile builds the task's Windows executable from main.ts and its modules (the full deno.exe stands in for denort; its output is checked, not run)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "vmrunner-compile-" });
   try {
     const output = join(dir, "vmrunner.exe");
