@@ -130,7 +130,15 @@ Deno.test("deno compile builds the task's Windows executable from main.ts and it
     // The program went in: the runtime plus main.ts and its modules.
     assert.ok(exe.length > (await Deno.stat(DENO_EXE)).size);
     assert.match(result.stdout + result.stderr, /win32\//);
-    assert.match(result.stdout + result.stderr, /named_pipe\.ts/);
+    // Deno's listing shortens a folder of many files to `console/*`, so
+    // the .exe itself is read for the Windows modules (deno.exe alone has
+    // neither string).
+    const contents = new TextDecoder("latin1").decode(exe);
+    assert.ok(contents.includes("win32/kernel32_ffi.ts"), "win32/ went in");
+    assert.ok(
+      contents.includes("connectNamedPipe"),
+      "console/named_pipe.ts went in",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
