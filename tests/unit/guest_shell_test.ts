@@ -142,6 +142,31 @@ for (const [name, shell] of SHELLS) {
           status: 0,
           output: `${many}x\ty\n`,
         });
+        // Literal words run as "$@" (`console/command_shape.ts`): the same
+        // guarantees, the words as the shell would have read them.
+        assert.deepEqual(await run("'cd' '/tmp'"), { status: 0, output: "" });
+        assert.deepEqual(await run("echo a\\ b  'it'\\''s' ''"), {
+          status: 0,
+          output: "a b it's \n",
+        });
+        assert.deepEqual(await run("'pwd'"), { status: 0, output: "/\n" });
+        assert.deepEqual(await run("false"), { status: 1, output: "" });
+        assert.equal((await run("no-such-program x")).status, 127);
+        const words = await run("set");
+        assert.equal(words.status, 0);
+        assert.ok(!words.output.includes(guest.lastNonce()), words.output);
+        assert.deepEqual(
+          await run("sh -c 'cat; (: <&9) 2>/dev/null && echo open || echo x'"),
+          { status: 0, output: "x\n" },
+        );
+        assert.deepEqual(await run("'cat'", "one\n"), {
+          status: 0,
+          output: "one\n",
+        });
+        assert.deepEqual(await run("'exit' '5'", ""), {
+          status: 5,
+          output: "",
+        });
         assert.deepEqual(await run("printf '%s\\n' \"$((6 * 7))\""), {
           status: 0,
           output: "42\n",
