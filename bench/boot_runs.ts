@@ -7,7 +7,10 @@
  */
 
 import { summarizeTrace } from "../tests/hcs-sim/trace.ts";
-import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
+import {
+  TEST_BED_PERMISSIONS,
+  VMRUNNER_V8_FLAGS,
+} from "../tools/deno_flags.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 const SIM_BUILD = `${ROOT}tests/hcs-sim/build`;
@@ -71,6 +74,7 @@ export async function measureBoots(options: BootOptions): Promise<BootRuns> {
     const runVmrunner = () =>
       attempt("vmrunner", [
         "run",
+        ...VMRUNNER_V8_FLAGS,
         ...TEST_BED_PERMISSIONS,
         `${ROOT}main.ts`,
         "--read-only",

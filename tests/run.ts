@@ -10,7 +10,7 @@
  * @module
  */
 
-import { TEST_BED_PERMISSIONS } from "../tools/permissions.ts";
+import { TEST_BED_PERMISSIONS } from "../tools/deno_flags.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const simBuild = `${root}tests/hcs-sim/build`;

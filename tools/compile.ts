@@ -1,6 +1,6 @@
 /**
  * Builds `dist/vmrunner.exe`: `deno compile` of main.ts for
- * x86_64-pc-windows-msvc, with the permissions of tools/permissions.ts
+ * x86_64-pc-windows-msvc, with the permissions of tools/deno_flags.ts
  * (the list the Windows tests grant) baked in.
  *
  * ```sh
@@ -22,7 +22,7 @@
  */
 
 import { basename, dirname, join, resolve } from "node:path";
-import { VMRUNNER_PERMISSIONS } from "./permissions.ts";
+import { VMRUNNER_PERMISSIONS, VMRUNNER_V8_FLAGS } from "./deno_flags.ts";
 
 /** The repository, without a trailing slash. */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -158,6 +158,7 @@ export function compileArgs(output: string): string[] {
     "compile",
     "--target",
     TARGET,
+    ...VMRUNNER_V8_FLAGS,
     ...VMRUNNER_PERMISSIONS,
     "--output",
     output,

@@ -6,7 +6,10 @@
  * @module
  */
 
-import { TEST_BED_PERMISSIONS } from "../../tools/permissions.ts";
+import {
+  TEST_BED_PERMISSIONS,
+  VMRUNNER_V8_FLAGS,
+} from "../../tools/deno_flags.ts";
 import { summarizeTrace, type TraceSummary } from "../hcs-sim/trace.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -40,7 +43,13 @@ export async function vmrunner(
   const trace = await Deno.makeTempFile({ prefix: "vmrunner-trace-" });
   try {
     const child = new Deno.Command("deno", {
-      args: ["run", ...TEST_BED_PERMISSIONS, `${ROOT}main.ts`, ...args],
+      args: [
+        "run",
+        ...VMRUNNER_V8_FLAGS,
+        ...TEST_BED_PERMISSIONS,
+        `${ROOT}main.ts`,
+        ...args,
+      ],
       cwd: ROOT,
       env: { HCS_SIM_TRACE: trace, NO_COLOR: "1", ...options.env },
       stdin: options.stdin ? "piped" : "null",
@@ -178,6 +187,7 @@ export function vmrunnerCommandLine(
     ...Object.entries({ ...inherited, ...env }).map(([k, v]) => `${k}=${v}`),
     "deno",
     "run",
+    ...VMRUNNER_V8_FLAGS,
     ...TEST_BED_PERMISSIONS,
     "main.ts",
     ...args,

@@ -13,7 +13,10 @@
 import assert from "node:assert/strict";
 import { summarizeTrace } from "../hcs-sim/trace.ts";
 import { IMAGE_DIR, ROOT, type RunResult, vmProcessesFor } from "./helpers.ts";
-import { TEST_BED_PERMISSIONS } from "../../tools/permissions.ts";
+import {
+  TEST_BED_PERMISSIONS,
+  VMRUNNER_V8_FLAGS,
+} from "../../tools/deno_flags.ts";
 
 /** The simulator's registry for this file's runs. */
 export const STATE_DIR = Deno.makeTempDirSync({ prefix: "vmrunner-state-" });
@@ -64,6 +67,7 @@ export function start(args: string[], options: StartOptions = {}): Running {
     ...options.prefix ?? [],
     "deno",
     "run",
+    ...VMRUNNER_V8_FLAGS,
     ...TEST_BED_PERMISSIONS,
     `${ROOT}main.ts`,
     ...args,

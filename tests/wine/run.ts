@@ -35,7 +35,7 @@
  */
 
 import { REPO as repo, SIM_BUILD_DIR, windowsPath } from "./paths.ts";
-import { VMRUNNER_PERMISSIONS } from "../../tools/permissions.ts";
+import { VMRUNNER_PERMISSIONS } from "../../tools/deno_flags.ts";
 
 const DEFAULT_TIMEOUT_S = 600;
 /** How long Wine's services get to exit on their own after the run. */

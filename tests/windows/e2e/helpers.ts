@@ -12,7 +12,10 @@
  */
 
 import { summarizeTrace, type TraceSummary } from "../../hcs-sim/trace.ts";
-import { VMRUNNER_PERMISSIONS } from "../../../tools/permissions.ts";
+import {
+  VMRUNNER_PERMISSIONS,
+  VMRUNNER_V8_FLAGS,
+} from "../../../tools/deno_flags.ts";
 import { REPO, SIM_BUILD_DIR, windowsPath } from "../../wine/paths.ts";
 
 export { VMRUNNER_PERMISSIONS, windowsPath };
@@ -95,10 +98,15 @@ export interface Running {
 
 /**
  * The arguments that run main.ts with the Windows deno, as the shipped
- * .exe runs: the same permissions.
+ * .exe runs: the same permissions and V8 flags.
  */
 export function denoRunArgs(): string[] {
-  return ["run", ...VMRUNNER_PERMISSIONS, windowsPath(`${ROOT}/main.ts`)];
+  return [
+    "run",
+    ...VMRUNNER_V8_FLAGS,
+    ...VMRUNNER_PERMISSIONS,
+    windowsPath(`${ROOT}/main.ts`),
+  ];
 }
 
 /** Runs vmrunner under Wine with `args` and collects what it did. */

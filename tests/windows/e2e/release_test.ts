@@ -16,6 +16,7 @@ import {
   findRuntime,
   TARGET,
 } from "../../../tools/compile.ts";
+import { VMRUNNER_V8_FLAGS } from "../../../tools/deno_flags.ts";
 import { IMAGE_FILES, release } from "../../../tools/release.ts";
 import {
   CTRL_EVENT,
@@ -113,9 +114,6 @@ Deno.test("deno task compile without a Windows runtime says where to put one, an
   }
 });
 
-// The permissions go into the .exe's metadata in a binary form that is
-// not checked here; compileArgs() takes them from tools/permissions.ts,
-// whose list tests/unit/permissions_test.ts checks.
 Deno.test("deno compile builds the task's Windows executable from main.ts and its modules (the full deno.exe stands in for denort; its output is checked, not run)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "vmrunner-compile-" });
   try {
@@ -139,6 +137,23 @@ Deno.test("deno compile builds the task's Windows executable from main.ts and it
       contents.includes("connectNamedPipe"),
       "console/named_pipe.ts went in",
     );
+    // What the .exe runs with is in its metadata, a JSON document.
+    const v8Flags = contents.match(/"v8_flags":(\[[^\]]*\])/)?.[1];
+    assert.ok(v8Flags, "the metadata lists V8 flags");
+    for (const flag of VMRUNNER_V8_FLAGS) {
+      const v8Flag = flag.slice("--v8-flags=".length);
+      assert.ok(JSON.parse(v8Flags).includes(v8Flag), v8Flags);
+    }
+    const granted = contents.match(/"permissions":(\{[^{}]*\})/)?.[1];
+    assert.ok(granted, "the metadata lists permissions");
+    const permissions = JSON.parse(granted);
+    for (const kind of ["ffi", "read", "write", "env"]) {
+      assert.deepEqual(permissions[`allow_${kind}`], [], granted);
+    }
+    assert.deepEqual(permissions.allow_sys, ["systemMemoryInfo"], granted);
+    assert.equal(permissions.allow_net, null, granted);
+    assert.equal(permissions.allow_run, null, granted);
+    assert.equal(permissions.prompt, false, granted);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -2,15 +2,16 @@ import assert from "node:assert/strict";
 import {
   TEST_BED_PERMISSIONS,
   VMRUNNER_PERMISSIONS,
-} from "../../tools/permissions.ts";
+  VMRUNNER_V8_FLAGS,
+} from "../../tools/deno_flags.ts";
 
-Deno.test("deno task start grants vmrunner the test bed's permissions", async () => {
+Deno.test("deno task start runs vmrunner with its V8 flags and the test bed's permissions", async () => {
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
   );
   const command: string = config.tasks.start.command;
   const flags = command.match(/deno run (.*) main\.ts$/)?.[1]?.split(" ");
-  assert.deepEqual(flags, [...TEST_BED_PERMISSIONS]);
+  assert.deepEqual(flags, [...VMRUNNER_V8_FLAGS, ...TEST_BED_PERMISSIONS]);
 });
 
 Deno.test("vmrunner never gets --allow-all or a prompt", () => {

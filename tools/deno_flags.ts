@@ -1,16 +1,26 @@
 /**
- * The permissions the shipped vmrunner.exe has, as `deno` flags: the one
- * list that `deno task compile` (tools/compile.ts) bakes into the .exe and
- * that the Windows tests grant, both the tests run inside Wine and the
- * vmrunner processes the end-to-end tests start. A Windows code path that
- * needs more fails in the tests as it would in the .exe.
+ * The `deno` flags the shipped vmrunner.exe runs with, which `deno task
+ * compile` (tools/compile.ts) bakes into the .exe.
  *
- * The README's "Permissions" says why each is needed. On the Linux test
- * bed vmrunner runs with the same list and the network, in
- * {@linkcode TEST_BED_PERMISSIONS}.
+ * The permissions are the one list that the Windows tests grant too, both
+ * the tests run inside Wine and the vmrunner processes the end-to-end tests
+ * start: a Windows code path that needs more fails in the tests as it would
+ * in the .exe. The README's "Permissions" says why each is needed. On the
+ * Linux test bed vmrunner runs with the same list and the network, in
+ * {@linkcode TEST_BED_PERMISSIONS}. Every vmrunner process the tests and
+ * the bench start gets {@linkcode VMRUNNER_V8_FLAGS} as well.
  *
  * @module
  */
+
+/**
+ * V8's flags for a vmrunner process. Lite mode runs JavaScript in the
+ * interpreter only: no machine code is compiled, and so no compiler works
+ * on V8's worker threads, whose memory was a fifth of a `vmrunner true`'s
+ * peak (64 → 57 MB). vmrunner's own JavaScript is light per byte; the CPU
+ * time for 2 MiB of command output stayed the same (BENCHMARKS.md).
+ */
+export const VMRUNNER_V8_FLAGS: readonly string[] = ["--v8-flags=--lite-mode"];
 
 /** Flags for `deno compile`, `deno run` and `deno test`. */
 export const VMRUNNER_PERMISSIONS: readonly string[] = [
