@@ -15,10 +15,10 @@
 
 /**
  * V8's flags for a vmrunner process. Lite mode runs JavaScript in the
- * interpreter only: no machine code is compiled, and so no compiler works
- * on V8's worker threads, whose memory was a fifth of a `vmrunner true`'s
- * peak (64 → 57 MB). vmrunner's own JavaScript is light per byte; the CPU
- * time for 2 MiB of command output stayed the same (BENCHMARKS.md).
+ * interpreter only: no machine code is compiled, so no compiler works on
+ * V8's worker threads, and a `vmrunner true` peaks at 57 MB instead of 64.
+ * vmrunner does little JavaScript per byte of console: a run that prints
+ * 2 MiB took about the same CPU time (BENCHMARKS.md).
  */
 export const VMRUNNER_V8_FLAGS: readonly string[] = ["--v8-flags=--lite-mode"];
 
