@@ -188,7 +188,7 @@ const RUN_FUNCTION = "__vmr_run() { __k=$1; __m=$2; __n=0; case $__m in " +
   "[wh]*) shift 2;; *) set --; __c=${l#*#}; case $__m in " +
   '*s*) __c=$(__vmr_in "$__k");; esac;; esac; ' +
   `${printMarker('"$__k"', "b")}; case $__m in ` +
-  'h) "$@" <&9;; w) ( unset l __k; "$@" ) <&9 9<&-;; ' +
+  'h) "$@" <&9 9<&-;; w) ( unset l __k; "$@" ) <&9 9<&-;; ' +
   'wi) __vmr_in "$__k" | ( unset l __k; "$@" ) 9<&-;; ' +
   '*i*) __vmr_in "$__k" | ( unset l __k; eval "$__c" ) 9<&-;; ' +
   '*) ( unset l __k; eval "$__c" ) <&9 9<&-;; esac; ' +

@@ -151,6 +151,9 @@ for (const [name, shell] of SHELLS) {
         });
         assert.deepEqual(await run("'pwd'"), { status: 0, output: "/\n" });
         assert.deepEqual(await run("false"), { status: 1, output: "" });
+        // A builtin run in place sees fd 9 closed too, as in a subshell.
+        assert.equal((await run("test -e /proc/self/fd/9")).status, 1);
+        assert.equal((await run("test -e /proc/self/fd/2")).status, 0);
         assert.equal((await run("no-such-program x")).status, 127);
         const words = await run("set");
         assert.equal(words.status, 0);
