@@ -26,7 +26,7 @@
 
 import { encodeBase64 } from "./base64.ts";
 import { type ConsoleChannel, readableText } from "./channel.ts";
-import { commandShape } from "./command_shape.ts";
+import { runsInPlace } from "./in_place.ts";
 import {
   FrameScanner,
   KernelMessageFilter,
@@ -173,23 +173,24 @@ const INPUT_FUNCTION = "__vmr_in() { while IFS= read -r __d; do " +
  * The command runs through eval in a subshell: a `#`, a stray quote, a
  * syntax error, `exit` or `cd` stay inside it and cannot swallow the end
  * marker or end the loop. `l`, `__k` and the positional parameters hold
- * the nonce: cleared, so that the command cannot forge the end marker.
+ * the nonce: cleared, so that the command cannot forge the end marker by
+ * accident or from what the shell gives it. (Nothing in the guest is kept
+ * from root: a command that reads the loop's memory through /proc can.)
  * /dev/null is fd 9, opened once at set-up: in the freshly forked child a
- * dup of it took 0.3 ms less than an open (BENCHMARKS.md).
+ * dup of it took 0.3 ms less than an open (BENCHMARKS.md). A program
+ * costs a second fork, as the shell execs in the subshell's place only a
+ * command it parsed there, not one `eval` parsed; run as `"$@"` it would
+ * be 1.7 ms sooner, but the loop would be its parent, and a program that
+ * signals its parent (`kill $PPID`) would stop or kill the loop.
  *
- * A command of literal words (`console/command_shape.ts`) comes instead as
- * the function's arguments, `__vmr_run NONCE w[i] WORD...`, and runs as
- * `"$@"` in the subshell, where the shell execs a program in the
- * subshell's place rather than forking once more as it does under `eval`:
- * 1.7 ms less per command under emulation. With `h`, a builtin that cannot
- * change the shell runs in the loop's own shell, with no fork at all.
+ * With `h`, the command comes as the function's arguments instead and
+ * runs in the loop's own shell, with no fork: a builtin that neither
+ * changes the shell nor looks at it (`console/in_place.ts`).
  */
 const RUN_FUNCTION = "__vmr_run() { __k=$1; __m=$2; __n=0; case $__m in " +
-  "[wh]*) shift 2;; *) set --; __c=${l#*#}; case $__m in " +
+  "h) shift 2;; *) set --; __c=${l#*#}; case $__m in " +
   '*s*) __c=$(__vmr_in "$__k");; esac;; esac; ' +
-  `${printMarker('"$__k"', "b")}; case $__m in ` +
-  'h) "$@" <&9 9<&-;; w) ( unset l __k; "$@" ) <&9 9<&-;; ' +
-  'wi) __vmr_in "$__k" | ( unset l __k; "$@" ) 9<&-;; ' +
+  `${printMarker('"$__k"', "b")}; case $__m in h) "$@";; ` +
   '*i*) __vmr_in "$__k" | ( unset l __k; eval "$__c" ) 9<&-;; ' +
   '*) ( unset l __k; eval "$__c" ) <&9 9<&-;; esac; ' +
   `${printMarker('"$__k"', "e", "$?")}; }`;
@@ -584,17 +585,9 @@ export function commandLine(
   withInput: boolean,
 ): string {
   const inline = fitsOnLine(command);
-  const shape = inline ? commandShape(command) : "syntax";
-  const input = withInput ? "i" : "";
-  let flags: string;
-  let tail: string;
-  if (shape === "syntax") {
-    flags = (inline ? "" : "s") + input;
-    tail = inline ? `#${command}` : "";
-  } else {
-    flags = shape === "builtin" && !withInput ? "h" : `w${input}`;
-    tail = command;
-  }
+  const inPlace = inline && !withInput && runsInPlace(command);
+  const flags = inPlace ? "h" : (inline ? "" : "s") + (withInput ? "i" : "");
+  const tail = inPlace ? command : inline ? `#${command}` : "";
   const head = `__vmr_run ${nonce}${flags === "" ? "" : ` ${flags}`} `;
   const length = encoder.encode(`${head}${tail}\n`).length;
   return `${head}${" ".repeat((8 - length % 8) % 8)}${tail}\n`;

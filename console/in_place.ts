@@ -1,0 +1,75 @@
+/**
+ * Which command lines the guest's command loop may run in its own shell.
+ *
+ * Each command runs in a subshell, so that `exit`, `cd` or variables stay
+ * inside it; under emulation that fork is most of what vmrunner adds to a
+ * small command's round trip. A few builtins neither change the shell nor
+ * look at it, whatever their arguments, and when the line is nothing but
+ * one of them and literal words, running it in place is the same to the
+ * user and costs no fork.
+ *
+ * @module
+ */
+
+/**
+ * Builtins that leave the shell as they found it and see nothing of it
+ * but what a subshell would see, in dash, busybox ash and bash alike. Not
+ * `test`: `-t` and `/proc/self/fd` show the loop's file descriptors. Not
+ * `printf`: bash's `-v` sets a variable.
+ */
+const IN_PLACE_BUILTINS = new Set([":", "true", "false", "echo", "pwd"]);
+
+/**
+ * Characters that mean nothing to the shell outside quotes, wherever they
+ * stand. Left out: expansions (`$`, `` ` ``, `~`), globs (`*`, `?`, `[`),
+ * operators, `#`, `"`, braces and `!`.
+ */
+const LITERAL = /[A-Za-z0-9_@%+=:,./-]/;
+
+/**
+ * Whether `command` is one of {@linkcode IN_PLACE_BUILTINS} followed by
+ * literal words (plain characters, single-quoted strings, backslash
+ * escapes), which the loop may run without a subshell.
+ */
+export function runsInPlace(command: string): boolean {
+  const words = literalWords(command);
+  return words !== undefined && words.length > 0 &&
+    IN_PLACE_BUILTINS.has(words[0]);
+}
+
+/** What the shell makes of the words of `command`, if all are literal. */
+function literalWords(command: string): string[] | undefined {
+  const words: string[] = [];
+  let i = 0;
+  while (i < command.length) {
+    if (command[i] === " " || command[i] === "\t") {
+      i++;
+      continue;
+    }
+    let word = "";
+    while (i < command.length && command[i] !== " " && command[i] !== "\t") {
+      const c = command[i];
+      if (c === "'") {
+        const close = command.indexOf("'", i + 1);
+        if (close < 0) return undefined;
+        word += command.slice(i + 1, close);
+        i = close + 1;
+      } else if (
+        c === "\\" && i + 1 < command.length && command[i + 1] !== "\n"
+      ) {
+        // Escapes the next character. A last backslash would escape the
+        // padding or the newline after the command, and one before a
+        // newline joins two lines.
+        word += command[i + 1];
+        i += 2;
+      } else if (LITERAL.test(c)) {
+        word += c;
+        i++;
+      } else {
+        return undefined;
+      }
+    }
+    words.push(word);
+  }
+  return words;
+}
