@@ -2,7 +2,8 @@
  * Ctrl+C and its relatives. The first interrupt asks for an orderly end
  * (the guest command is interrupted, the VM shut down); the second forces
  * termination at once; a third exits on the spot, and HCS still ends the
- * VM when our last handle closes with the process.
+ * VM when our last handle closes with the process. One Ctrl+C that comes
+ * twice, from two senders, counts once.
  *
  * @module
  */
@@ -23,6 +24,13 @@ const SIGNALS: [Deno.Signal, number][] = Deno.build.os === "windows"
     ["SIGHUP", EXIT.TERMINATED],
   ];
 
+/**
+ * The same signal again this soon is the same Ctrl+C, delivered twice: the
+ * terminal sends it to the whole process group, and a parent such as
+ * `deno task` passes its own copy on. Nobody presses twice this fast.
+ */
+const SAME_PRESS_MS = 100;
+
 /** The interrupts of one run. */
 export class Interrupts implements Disposable {
   /** Aborts at the first interrupt. */
@@ -32,6 +40,7 @@ export class Interrupts implements Disposable {
   /** The exit status the first interrupt asks for, once there was one. */
   status: number | undefined;
   #count = 0;
+  #last: { signal: Deno.Signal; at: number } | undefined;
   #handlers: [Deno.Signal, () => void][] = [];
   #onInterrupt: (signal: Deno.Signal, count: number) => void;
 
@@ -49,6 +58,10 @@ export class Interrupts implements Disposable {
   }
 
   #interrupt(signal: Deno.Signal, status: number) {
+    const now = performance.now();
+    const last = this.#last;
+    if (last?.signal === signal && now - last.at < SAME_PRESS_MS) return;
+    this.#last = { signal, at: now };
     this.#count++;
     this.#onInterrupt(signal, this.#count);
     if (this.#count === 1) {

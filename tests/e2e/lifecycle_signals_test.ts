@@ -155,6 +155,37 @@ Deno.test("a second Ctrl+C terminates at once a VM whose shutdown hangs", async 
   }
 });
 
+Deno.test("one Ctrl+C delivered twice, by the terminal and by deno task, is one orderly stop", async () => {
+  const disk = await diskCopy(); // read-only VMs skip the graceful shutdown
+  const id = testId("double");
+  const run = start([
+    "--image-dir",
+    IMAGE_DIR,
+    "--rootfs",
+    disk,
+    "--verbose",
+    "-id",
+    id,
+    ...LONG_COMMAND,
+  ]);
+  try {
+    await run.waitFor("stdout", /started/);
+    // deno task's copy comes a few milliseconds after the terminal's (two
+    // signals with no gap would reach the listener as one).
+    run.child.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    run.child.kill("SIGINT");
+    const result = await run.result();
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /SIGINT: stopping the VM/);
+    assert.doesNotMatch(result.stderr, /SIGINT again/);
+    assert.equal(calls(result, "HcsShutdownComputeSystem").length, 1);
+    await assertNothingLeft(result, id);
+  } finally {
+    await Deno.remove(disk);
+  }
+});
+
 Deno.test("SIGKILL of vmrunner takes its VM with it (terminate on last handle close)", async () => {
   const id = testId("sigkill");
   const run = start([...SHARED, "-id", id, ...LONG_COMMAND]);
