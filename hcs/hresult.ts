@@ -200,7 +200,8 @@ export function hresultHint(hr: number, id?: string): string | undefined {
     }`;
   }
   if (unsigned(hr) === HRESULT.SHARING_VIOLATION) {
-    return "A disk can be shared only read-only: run each VM with " +
+    return "A disk can be shared only if every VM that uses it has it " +
+      "read-only, the one already running too: run each VM with " +
       "--read-only, or give each its own copy of the disk (--rootfs)";
   }
   if (unsigned(hr) === HRESULT.WAIT_TIMEOUT) {

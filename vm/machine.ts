@@ -383,7 +383,9 @@ function describeExit(id: string, exit: SystemExit | undefined): string {
     return `The VM ${id} was terminated by another program (such as ` +
       "vmrunner kill or hcsdiag kill)";
   }
-  return `The VM ${id} stopped: the guest powered off or rebooted`;
+  return `The VM ${id} stopped: the guest powered off or rebooted. If it ` +
+    "was booting, --console-log FILE shows how far its kernel got; with too " +
+    "little --memory it stops before it prints anything";
 }
 
 /**
