@@ -19,6 +19,20 @@ const USAGE = "Usage: deno task bench [--pairs N] [--blocks N] " +
   "[--round-trips N] [--payload BYTES] [--output FILE | --no-write] " +
   "[--json FILE]";
 
+const HELP = `${USAGE}
+
+Measures what vmrunner adds to a raw client, in one run on the test bed,
+and writes the table into BENCHMARKS.md between its markers.
+
+  --pairs N          vmrunner and raw-client boots, alternating (rows 1, 4,
+                     5; default 10)
+  --blocks N         library and raw blocks on one VM (rows 2, 3; default 4)
+  --round-trips N    round trips in each block (default 20)
+  --payload BYTES    bytes of each throughput transfer (default 2 MiB)
+  --output FILE      write the table into FILE instead of BENCHMARKS.md
+  --no-write         only print the table
+  --json FILE        also write every measurement to FILE`;
+
 /** The defaults keep a run at 5 minutes on the 2-core test machine when
  * it is quiet, and under 10 when other VMs load it. */
 const DEFAULTS = {
@@ -62,6 +76,10 @@ function parse(args: string[]) {
 }
 
 if (import.meta.main) {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
   let options;
   try {
     options = parse(Deno.args);
