@@ -300,9 +300,15 @@ export class ShellSession {
         const now = Date.now();
         if (now >= deadline) {
           throw new ConsoleError(
-            "No shell answered on the console in time. Check that the " +
-              "kernel command line has console=ttyS0 and that the guest " +
-              "starts a shell or a login prompt there",
+            this.#wasReady
+              // The loop answered before: what holds the console now is
+              // most likely a command it ran, stopped or hung.
+              ? "The shell on the console no longer answers: a program an " +
+                "earlier command left there (stopped by SIGSTOP, or deaf " +
+                "to Ctrl+C) may hold it. Boot a new VM"
+              : "No shell answered on the console in time. Check that the " +
+                "kernel command line has console=ttyS0 and that the guest " +
+                "starts a shell or a login prompt there",
             this.#channel.tail(),
           );
         }

@@ -200,6 +200,32 @@ Deno.test("ShellSession ends with the last console lines when no shell answers",
   await channel.close();
 });
 
+Deno.test("ShellSession blames a console held by an earlier command, not the kernel command line", async () => {
+  let stuck = false;
+  const guest = new FakeConsole((line, guest) => {
+    if (stuck) return; // a stopped program holds the terminal
+    const nonce = runNonce(line);
+    if (!nonce) return shellGuest()(line, guest);
+    stuck = true;
+    guest.print(`@@vmr:${nonce}:b@@\n`);
+  });
+  const { channel, shell } = session(guest, { readyTimeoutMs: 1500 });
+  const output = () => {};
+  await shell.ready();
+  const signal = AbortSignal.timeout(50);
+  assert.equal(
+    await shell.run("sh -c 'kill -STOP $$'", { output, signal }),
+    130,
+  );
+  await assert.rejects(shell.run("true", { output }), (error: unknown) => {
+    assert.ok(error instanceof ConsoleError);
+    assert.match(error.message, /no longer answers: a program an earlier/);
+    assert.doesNotMatch(error.message, /console=ttyS0/);
+    return true;
+  });
+  await channel.close();
+});
+
 Deno.test("ShellSession fails at once when the console closes", async () => {
   const guest = new FakeConsole(() => {});
   const { channel, shell } = session(guest);
