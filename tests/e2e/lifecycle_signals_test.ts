@@ -123,9 +123,13 @@ for (const phase of PHASES) {
   });
 }
 
-Deno.test("a second Ctrl+C terminates at once a VM whose shutdown hangs", async () => {
-  const disk = await diskCopy(); // read-only VMs skip the graceful shutdown
-  const id = testId("twice");
+/**
+ * Starts a long command on a VM with a writable copy of the disk, which
+ * gets a graceful shutdown when stopped (a read-only one is terminated).
+ */
+async function startWritable(label: string, env?: Record<string, string>) {
+  const disk = await diskCopy();
+  const id = testId(label);
   const run = start([
     "--image-dir",
     IMAGE_DIR,
@@ -135,7 +139,14 @@ Deno.test("a second Ctrl+C terminates at once a VM whose shutdown hangs", async 
     "-id",
     id,
     ...LONG_COMMAND,
-  ], { env: { HCS_SIM: "shutdown.ignore=1" } }); // would wait 30 s
+  ], { env });
+  return { disk, id, run };
+}
+
+Deno.test("a second Ctrl+C terminates at once a VM whose shutdown hangs", async () => {
+  const { disk, id, run } = await startWritable("twice", {
+    HCS_SIM: "shutdown.ignore=1", // would wait 30 s
+  });
   try {
     await run.waitFor("stdout", /started/);
     run.child.kill("SIGINT");
@@ -156,18 +167,7 @@ Deno.test("a second Ctrl+C terminates at once a VM whose shutdown hangs", async 
 });
 
 Deno.test("one Ctrl+C delivered twice, by the terminal and by deno task, is one orderly stop", async () => {
-  const disk = await diskCopy(); // read-only VMs skip the graceful shutdown
-  const id = testId("double");
-  const run = start([
-    "--image-dir",
-    IMAGE_DIR,
-    "--rootfs",
-    disk,
-    "--verbose",
-    "-id",
-    id,
-    ...LONG_COMMAND,
-  ]);
+  const { disk, id, run } = await startWritable("double");
   try {
     await run.waitFor("stdout", /started/);
     // deno task's copy comes a few milliseconds after the terminal's (two
