@@ -585,7 +585,7 @@ export class ShellSession {
  * FIFO holds 8 bytes, and a last load of fewer waits four characters' time
  * (0.35 ms at 115200 baud). Spaces make the line a whole number of loads.
  */
-export function commandLine(
+function commandLine(
   nonce: string,
   command: string,
   withInput: boolean,
