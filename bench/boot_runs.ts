@@ -9,7 +9,7 @@
 import { summarizeTrace } from "../tests/hcs-sim/trace.ts";
 import {
   TEST_BED_PERMISSIONS,
-  VMRUNNER_V8_FLAGS,
+  TEST_BED_RUN_FLAGS,
 } from "../tools/deno_flags.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -74,8 +74,7 @@ export async function measureBoots(options: BootOptions): Promise<BootRuns> {
     const runVmrunner = () =>
       attempt("vmrunner", [
         "run",
-        ...VMRUNNER_V8_FLAGS,
-        ...TEST_BED_PERMISSIONS,
+        ...TEST_BED_RUN_FLAGS,
         `${ROOT}main.ts`,
         "--read-only",
         "true",

@@ -19,20 +19,6 @@ const USAGE = "Usage: deno task bench [--pairs N] [--blocks N] " +
   "[--round-trips N] [--payload BYTES] [--output FILE | --no-write] " +
   "[--json FILE]";
 
-const HELP = `${USAGE}
-
-Measures what vmrunner adds to a raw client, in one run on the test bed,
-and writes the table into BENCHMARKS.md between its markers.
-
-  --pairs N          vmrunner and raw-client boots, alternating (rows 1, 4,
-                     5; default 10)
-  --blocks N         library and raw blocks on one VM (rows 2, 3; default 4)
-  --round-trips N    round trips in each block (default 20)
-  --payload BYTES    bytes of each throughput transfer (default 2 MiB)
-  --output FILE      write the table into FILE instead of BENCHMARKS.md
-  --no-write         only print the table
-  --json FILE        also write every measurement to FILE`;
-
 /** The defaults keep a run at 5 minutes on the 2-core test machine when
  * it is quiet, and under 10 when other VMs load it. */
 const DEFAULTS = {
@@ -41,6 +27,20 @@ const DEFAULTS = {
   roundTrips: 20,
   payloadBytes: 2 * 1024 * 1024,
 };
+
+const HELP = `${USAGE}
+
+Measures what vmrunner adds to a raw client, in one run on the test bed,
+and writes the table into BENCHMARKS.md between its markers.
+
+  --pairs N          vmrunner and raw-client boots, alternating (rows 1, 4,
+                     5; default ${DEFAULTS.bootPairs})
+  --blocks N         library and raw blocks on one VM (rows 2, 3; default ${DEFAULTS.blocks})
+  --round-trips N    round trips in each block (default ${DEFAULTS.roundTrips})
+  --payload BYTES    bytes of each throughput transfer (default ${DEFAULTS.payloadBytes})
+  --output FILE      write the table into FILE instead of BENCHMARKS.md
+  --no-write         only print the table
+  --json FILE        also write every measurement to FILE`;
 
 function parse(args: string[]) {
   const options = {

@@ -15,7 +15,11 @@ import {
   valueFlag,
 } from "./flags.ts";
 import { EXIT_HELP } from "./exit_codes.ts";
-import { DEFAULT_TIMEOUTS, type HcsTimeouts } from "../hcs/timeouts.ts";
+import {
+  DEFAULT_TIMEOUTS,
+  type HcsTimeouts,
+  MAX_WAIT_MS,
+} from "../hcs/timeouts.ts";
 import { ESCAPE_HELP } from "../console/interactive.ts";
 import { DEFAULT_READY_TIMEOUT_MS } from "../console/shell_session.ts";
 import { DEFAULT_CONSOLE_TIMEOUT_MS } from "../console/transport.ts";
@@ -105,11 +109,8 @@ function positiveInteger(text: string): number {
   return number;
 }
 
-/**
- * The longest wait a timer takes, in seconds: JavaScript timers fire at
- * once for anything over 2^31 - 1 ms (24.8 days).
- */
-const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** The longest wait in seconds that a timer can count. */
+const MAX_SECONDS = Math.floor(MAX_WAIT_MS / 1000);
 
 /** Seconds to wait: above zero, and no more than timers can count. */
 function seconds(text: string): number {
@@ -499,16 +500,20 @@ export function timeoutsFromEnv(
 }
 
 /** The operations with a timeout of their own; others have the call's. */
-const OPERATION_TIMEOUT_VARIABLES: Record<string, string> = {
-  HcsCreateComputeSystem: "VMRUNNER_TIMEOUT_CREATE",
-  HcsStartComputeSystem: "VMRUNNER_TIMEOUT_START",
-  HcsShutdownComputeSystem: "VMRUNNER_TIMEOUT_SHUTDOWN",
-  HcsTerminateComputeSystem: "VMRUNNER_TIMEOUT_TERMINATE",
+const OPERATION_TIMEOUTS: Record<string, keyof HcsTimeouts> = {
+  HcsCreateComputeSystem: "createMs",
+  HcsStartComputeSystem: "startMs",
+  HcsShutdownComputeSystem: "shutdownMs",
+  HcsTerminateComputeSystem: "terminateMs",
 };
 
 /** The variable that sets how long an HCS operation may take. */
 export function timeoutVariableFor(operation: string): string {
-  return OPERATION_TIMEOUT_VARIABLES[operation] ?? "VMRUNNER_TIMEOUT_CALL";
+  const key = OPERATION_TIMEOUTS[operation] ?? "callMs";
+  const [name] = Object.entries(TIMEOUT_VARIABLES).find(([, setting]) =>
+    setting === key
+  )!;
+  return name;
 }
 
 function timeoutHelp(): string {

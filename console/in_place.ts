@@ -32,14 +32,16 @@ const LITERAL = /[A-Za-z0-9_@%+=:,./-]/;
  * escapes), which the loop may run without a subshell.
  */
 export function runsInPlace(command: string): boolean {
-  const words = literalWords(command);
-  return words !== undefined && words.length > 0 &&
-    IN_PLACE_BUILTINS.has(words[0]);
+  const first = firstWord(command);
+  return first !== undefined && IN_PLACE_BUILTINS.has(first);
 }
 
-/** What the shell makes of the words of `command`, if all are literal. */
-function literalWords(command: string): string[] | undefined {
-  const words: string[] = [];
+/**
+ * What the shell makes of the first word of `command`, if every word is
+ * literal and there is one.
+ */
+function firstWord(command: string): string | undefined {
+  let first: string | undefined;
   let i = 0;
   while (i < command.length) {
     if (command[i] === " " || command[i] === "\t") {
@@ -58,8 +60,7 @@ function literalWords(command: string): string[] | undefined {
         c === "\\" && i + 1 < command.length && command[i + 1] !== "\n"
       ) {
         // Escapes the next character. A last backslash would escape the
-        // padding or the newline after the command, and one before a
-        // newline joins two lines.
+        // newline that ends the line, and one before a newline joins two.
         word += command[i + 1];
         i += 2;
       } else if (LITERAL.test(c)) {
@@ -69,7 +70,7 @@ function literalWords(command: string): string[] | undefined {
         return undefined;
       }
     }
-    words.push(word);
+    first ??= word;
   }
-  return words;
+  return first;
 }

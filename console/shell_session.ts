@@ -377,7 +377,13 @@ export class ShellSession {
 
   async #run(command: string, options: RunOptions): Promise<number> {
     const nonce = newNonce();
-    const line = commandLine(nonce, command, options.input !== undefined);
+    const inline = fitsOnLine(command);
+    const line = commandLine(
+      nonce,
+      command,
+      inline,
+      options.input !== undefined,
+    );
 
     const kernel = new KernelMessageFilter();
     const frame = new FrameScanner(nonce);
@@ -465,9 +471,7 @@ export class ShellSession {
         if (!finished()) await this.#channel.write("#\n");
       };
       const sending = (async () => {
-        if (!fitsOnLine(command)) {
-          await send(transferLines(bytesOf(command)));
-        }
+        if (!inline) await send(transferLines(bytesOf(command)));
         if (input) await send(transferLines(chunksOf(input)));
       })().catch((error) => {
         this.#options.warn?.(`Cannot pass input to the guest: ${error}`);
@@ -581,16 +585,17 @@ export class ShellSession {
 
 /**
  * The line that has the command loop run `command` (see `RUN_FUNCTION`),
- * padded for the UART: its model raises the receive interrupt once its
+ * which travels in it if `inline`, else is transferred after it; padded
+ * for the UART: its model raises the receive interrupt once its
  * FIFO holds 8 bytes, and a last load of fewer waits four characters' time
  * (0.35 ms at 115200 baud). Spaces make the line a whole number of loads.
  */
 function commandLine(
   nonce: string,
   command: string,
+  inline: boolean,
   withInput: boolean,
 ): string {
-  const inline = fitsOnLine(command);
   const inPlace = inline && !withInput && runsInPlace(command);
   const flags = inPlace ? "h" : (inline ? "" : "s") + (withInput ? "i" : "");
   const tail = inPlace ? command : inline ? `#${command}` : "";
@@ -614,7 +619,7 @@ function isPlainLine(text: string): boolean {
 }
 
 async function* bytesOf(text: string): AsyncIterable<Uint8Array> {
-  yield new TextEncoder().encode(text);
+  yield encoder.encode(text);
 }
 
 async function* chunksOf(

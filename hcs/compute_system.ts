@@ -22,7 +22,11 @@ import {
   notificationName,
   WaitAbandonedError,
 } from "./notifications.ts";
-import { DEFAULT_TIMEOUTS, type HcsTimeouts } from "./timeouts.ts";
+import {
+  type DEFAULT_TIMEOUTS,
+  type HcsTimeouts,
+  hcsTimeouts,
+} from "./timeouts.ts";
 import {
   outPointer,
   pointerFrom,
@@ -35,7 +39,7 @@ import {
 export interface HcsOptions {
   /** The HCS library to use; by default `vmcompute.dll`. */
   library?: Vmcompute;
-  /** Overrides of {@linkcode DEFAULT_TIMEOUTS}. */
+  /** Overrides of the default timeouts (`hcs/timeouts.ts`). */
   timeouts?: Partial<HcsTimeouts>;
   /**
    * Stops waiting for creation to complete; the half-made system is then
@@ -114,7 +118,7 @@ export class ComputeSystem implements AsyncDisposable {
     options: HcsOptions = {},
   ): Promise<ComputeSystem> {
     const lib = options.library ?? vmcompute();
-    const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    const timeouts = hcsTimeouts(options.timeouts);
     const json = typeof document === "string"
       ? document
       : JSON.stringify(document);
@@ -172,7 +176,7 @@ export class ComputeSystem implements AsyncDisposable {
     options: HcsOptions = {},
   ): Promise<ComputeSystem> {
     const lib = options.library ?? vmcompute();
-    const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    const timeouts = hcsTimeouts(options.timeouts);
     const handleOut = outPointer();
     const resultOut = outPointer();
     const hr = await withDeadline(
@@ -214,7 +218,7 @@ export class ComputeSystem implements AsyncDisposable {
     options: HcsOptions = {},
   ): Promise<ComputeSystemSummary[]> {
     const lib = options.library ?? vmcompute();
-    const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    const timeouts = hcsTimeouts(options.timeouts);
     const listOut = outPointer();
     const resultOut = outPointer();
     const hr = await withDeadline(

@@ -28,3 +28,33 @@ export const DEFAULT_TIMEOUTS: Readonly<HcsTimeouts> = Object.freeze({
   terminateMs: 10_000,
   callMs: 60_000,
 });
+
+/**
+ * The longest wait a JavaScript timer can count, 2^31 - 1 ms (24.8 days):
+ * a longer one fires at once.
+ */
+export const MAX_WAIT_MS = 2 ** 31 - 1;
+
+/**
+ * Returns `ms` if a timer can wait that long.
+ *
+ * @throws {RangeError} naming `what` when `ms` is below zero, not a
+ * number, or longer than {@linkcode MAX_WAIT_MS}.
+ */
+export function checkWaitMs(what: string, ms: number): number {
+  if (!(ms >= 0 && ms <= MAX_WAIT_MS)) {
+    throw new RangeError(
+      `${what} must be from 0 to ${MAX_WAIT_MS} ms (24 days), not ${ms}`,
+    );
+  }
+  return ms;
+}
+
+/** The defaults with `overrides`, each checked with {@linkcode checkWaitMs}. */
+export function hcsTimeouts(overrides: Partial<HcsTimeouts> = {}): HcsTimeouts {
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...overrides };
+  for (const [key, ms] of Object.entries(timeouts)) {
+    checkWaitMs(`timeouts.${key}`, ms);
+  }
+  return timeouts;
+}

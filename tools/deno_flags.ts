@@ -7,8 +7,8 @@
  * start: a Windows code path that needs more fails in the tests as it would
  * in the .exe. The README's "Permissions" says why each is needed. On the
  * Linux test bed vmrunner runs with the same list and the network, in
- * {@linkcode TEST_BED_PERMISSIONS}. Every vmrunner process the tests and
- * the bench start gets {@linkcode VMRUNNER_V8_FLAGS} as well.
+ * {@linkcode TEST_BED_PERMISSIONS}; with {@linkcode VMRUNNER_V8_FLAGS},
+ * in {@linkcode TEST_BED_RUN_FLAGS}.
  *
  * @module
  */
@@ -51,4 +51,13 @@ export const VMRUNNER_PERMISSIONS: readonly string[] = [
 export const TEST_BED_PERMISSIONS: readonly string[] = [
   ...VMRUNNER_PERMISSIONS,
   "--allow-net",
+];
+
+/**
+ * The `deno run` flags of a vmrunner process on the Linux test bed, as
+ * `deno task start`, the tests and the bench start it.
+ */
+export const TEST_BED_RUN_FLAGS: readonly string[] = [
+  ...VMRUNNER_V8_FLAGS,
+  ...TEST_BED_PERMISSIONS,
 ];

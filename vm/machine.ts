@@ -34,6 +34,7 @@ import { formatHresult, HRESULT } from "../hcs/hresult.ts";
 import { ByteBuffer } from "../console/byte_buffer.ts";
 import { type ComputeSystemDocument, vmDocument } from "../hcs/document.ts";
 import { HcsProcess } from "../hcs/process.ts";
+import { checkWaitMs, hcsTimeouts } from "../hcs/timeouts.ts";
 import { type ImageChoice, resolveImage } from "./image.ts";
 
 /** The kernel command line of the image contract. */
@@ -158,6 +159,12 @@ export class Machine implements AsyncDisposable {
    * reached on first use, or with {@linkcode Machine.ready}.
    */
   static async boot(options: MachineOptions = {}): Promise<Machine> {
+    // Checked before anything is made: a timer set with more fires at once.
+    for (const what of ["readyTimeoutMs", "consoleTimeoutMs"] as const) {
+      const ms = options[what];
+      if (ms !== undefined) checkWaitMs(what, ms);
+    }
+    hcsTimeouts(options.timeouts);
     const id = options.id ?? uniqueId();
     const image = await resolveImage(options);
     const pipe = consolePipeName(id);

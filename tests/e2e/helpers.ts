@@ -6,13 +6,21 @@
  * @module
  */
 
-import {
-  TEST_BED_PERMISSIONS,
-  VMRUNNER_V8_FLAGS,
-} from "../../tools/deno_flags.ts";
+import { TEST_BED_RUN_FLAGS } from "../../tools/deno_flags.ts";
 import { summarizeTrace, type TraceSummary } from "../hcs-sim/trace.ts";
 
 export const ROOT = new URL("../..", import.meta.url).pathname;
+
+/**
+ * The simulator's registry for every vmrunner these tests start, so that
+ * `list` and `kill --all` see only their VMs, never those of another suite
+ * or of someone's benchmark on the same host, and so that the check that a
+ * run left no registry entry looks where the run wrote it.
+ */
+export const STATE_DIR = Deno.makeTempDirSync({ prefix: "vmrunner-state-" });
+globalThis.addEventListener("unload", () => {
+  Deno.removeSync(STATE_DIR, { recursive: true });
+});
 
 /** What a vmrunner process did. */
 export interface RunResult {
@@ -43,15 +51,14 @@ export async function vmrunner(
   const trace = await Deno.makeTempFile({ prefix: "vmrunner-trace-" });
   try {
     const child = new Deno.Command("deno", {
-      args: [
-        "run",
-        ...VMRUNNER_V8_FLAGS,
-        ...TEST_BED_PERMISSIONS,
-        `${ROOT}main.ts`,
-        ...args,
-      ],
+      args: ["run", ...TEST_BED_RUN_FLAGS, `${ROOT}main.ts`, ...args],
       cwd: ROOT,
-      env: { HCS_SIM_TRACE: trace, NO_COLOR: "1", ...options.env },
+      env: {
+        HCS_SIM_TRACE: trace,
+        HCS_SIM_STATE_DIR: STATE_DIR,
+        NO_COLOR: "1",
+        ...options.env,
+      },
       stdin: options.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
@@ -182,13 +189,15 @@ export function vmrunnerCommandLine(
   args: string[],
   env: Record<string, string> = {},
 ): string {
-  const inherited = { LD_LIBRARY_PATH: Deno.env.get("LD_LIBRARY_PATH") ?? "" };
+  const inherited = {
+    LD_LIBRARY_PATH: Deno.env.get("LD_LIBRARY_PATH") ?? "",
+    HCS_SIM_STATE_DIR: STATE_DIR,
+  };
   return [
     ...Object.entries({ ...inherited, ...env }).map(([k, v]) => `${k}=${v}`),
     "deno",
     "run",
-    ...VMRUNNER_V8_FLAGS,
-    ...TEST_BED_PERMISSIONS,
+    ...TEST_BED_RUN_FLAGS,
     "main.ts",
     ...args,
   ].join(" ");

@@ -3,26 +3,23 @@
  * while they go (to signal them at a given phase, or to list and kill them
  * from another process), and the check that a run left nothing behind.
  *
- * Every run here uses a private simulator state directory, so that `list`
- * and `kill --all` see only this file's VMs, never those of another suite
- * or of someone's benchmark on the same host.
+ * Every run uses the tests' private simulator registry, `STATE_DIR`.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { summarizeTrace } from "../hcs-sim/trace.ts";
-import { IMAGE_DIR, ROOT, type RunResult, vmProcessesFor } from "./helpers.ts";
 import {
-  TEST_BED_PERMISSIONS,
-  VMRUNNER_V8_FLAGS,
-} from "../../tools/deno_flags.ts";
+  IMAGE_DIR,
+  ROOT,
+  type RunResult,
+  STATE_DIR,
+  vmProcessesFor,
+} from "./helpers.ts";
+import { TEST_BED_RUN_FLAGS } from "../../tools/deno_flags.ts";
 
-/** The simulator's registry for this file's runs. */
-export const STATE_DIR = Deno.makeTempDirSync({ prefix: "vmrunner-state-" });
-globalThis.addEventListener("unload", () => {
-  Deno.removeSync(STATE_DIR, { recursive: true });
-});
+export { STATE_DIR };
 
 /** The image, shared read-only, so that runs may overlap. */
 export const SHARED = ["--read-only", "--image-dir", IMAGE_DIR];
@@ -67,8 +64,7 @@ export function start(args: string[], options: StartOptions = {}): Running {
     ...options.prefix ?? [],
     "deno",
     "run",
-    ...VMRUNNER_V8_FLAGS,
-    ...TEST_BED_PERMISSIONS,
+    ...TEST_BED_RUN_FLAGS,
     `${ROOT}main.ts`,
     ...args,
   ];

@@ -24,7 +24,6 @@ import {
   SHARED,
   start,
   type StartOptions,
-  STATE_DIR,
   testId,
 } from "./lifecycle_helpers.ts";
 
@@ -203,9 +202,7 @@ Deno.test("SIGTERM in -i on a terminal stops the VM and restores the terminal", 
   const id = testId("tty");
   {
     await using terminal = await Terminal.start(
-      vmrunnerCommandLine([...SHARED, "-id", id, "-i"], {
-        HCS_SIM_STATE_DIR: STATE_DIR,
-      }),
+      vmrunnerCommandLine([...SHARED, "-id", id, "-i"]),
       { columns: 100, rows: 30 },
     );
     const prompt = await terminal.waitFor(

@@ -11,7 +11,7 @@ import {
   uniqueId,
   vmrunner,
 } from "./helpers.ts";
-import { assertNothingLeft, calls } from "./lifecycle_helpers.ts";
+import { assertNothingLeft, calls, diskCopy } from "./lifecycle_helpers.ts";
 
 /** Every run here shares the image read-only, so tests may overlap. */
 const SHARED = ["--read-only", "--image-dir", IMAGE_DIR];
@@ -152,11 +152,26 @@ Deno.test("vmrunner types nothing into a quiet command that reads the terminal",
   await assertCleanedUp(result);
 });
 
-Deno.test("vmrunner reports a command that killed the shell it runs in", async () => {
-  // In the command's subshell $$ is the command loop's own shell.
-  const result = await vmrunner([...SHARED, "eval", "echo before; kill -9 $$"]);
-  assert.equal(result.code, 126, result.stderr);
-  assert.match(text(result.stdout), /^before\n/);
-  assert.match(result.stderr, /ended the shell vmrunner runs commands in/);
-  await assertCleanedUp(result);
+Deno.test("vmrunner reports a command that killed the shell it runs in, and still shuts a writable VM down gently", async () => {
+  // Writable: the VM gets a graceful shutdown if a shell was ever reached,
+  // though the loop is gone by the end.
+  const disk = await diskCopy();
+  try {
+    // In the command's subshell $$ is the command loop's own shell.
+    const result = await vmrunner([
+      "--image-dir",
+      IMAGE_DIR,
+      "--rootfs",
+      disk,
+      "eval",
+      "echo before; kill -9 $$",
+    ]);
+    assert.equal(result.code, 126, result.stderr);
+    assert.match(text(result.stdout), /^before\n/);
+    assert.match(result.stderr, /ended the shell vmrunner runs commands in/);
+    assert.equal(calls(result, "HcsShutdownComputeSystem").length, 1);
+    await assertCleanedUp(result);
+  } finally {
+    await Deno.remove(disk);
+  }
 });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import {
   TEST_BED_PERMISSIONS,
+  TEST_BED_RUN_FLAGS,
   VMRUNNER_PERMISSIONS,
-  VMRUNNER_V8_FLAGS,
 } from "../../tools/deno_flags.ts";
 
 Deno.test("deno task start runs vmrunner with its V8 flags and the test bed's permissions", async () => {
@@ -11,7 +11,7 @@ Deno.test("deno task start runs vmrunner with its V8 flags and the test bed's pe
   );
   const command: string = config.tasks.start.command;
   const flags = command.match(/deno run (.*) main\.ts$/)?.[1]?.split(" ");
-  assert.deepEqual(flags, [...VMRUNNER_V8_FLAGS, ...TEST_BED_PERMISSIONS]);
+  assert.deepEqual(flags, [...TEST_BED_RUN_FLAGS]);
 });
 
 Deno.test("vmrunner never gets --allow-all or a prompt", () => {

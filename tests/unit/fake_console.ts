@@ -94,10 +94,21 @@ export function frameReply(
   output: string,
   status: number,
 ): string | undefined {
-  const begin = line.match(/^__vmr_run ([0-9a-f]+)/);
-  if (!begin) return undefined;
-  const nonce = begin[1];
+  const nonce = runNonce(line);
+  if (!nonce) return undefined;
   return `@@vmr:${nonce}:b@@\n${output}@@vmr:${nonce}:e:${status}@@\n`;
+}
+
+/** The nonce of a framed command line, if `line` is one. */
+export function runNonce(line: string): string | undefined {
+  return line.match(/^__vmr_run ([0-9a-f]+)/)?.[1];
+}
+
+/** The framed command lines vmrunner typed into `guest`. */
+export function framedLines(guest: FakeConsole): string[] {
+  return guest.typed.split(/\r?\n|\r/).filter((line) =>
+    runNonce(line) !== undefined
+  );
 }
 
 /** The sync marker's reply, if `line` is the set-up round trip. */

@@ -8,7 +8,8 @@ import {
 import { formatAge } from "../../cli/systems.ts";
 import { HcsError } from "../../hcs/hcs_error.ts";
 import { HRESULT } from "../../hcs/hresult.ts";
-import { MachineExitedError } from "../../vm/machine.ts";
+import { Machine, MachineExitedError } from "../../vm/machine.ts";
+import { checkWaitMs, MAX_WAIT_MS } from "../../hcs/timeouts.ts";
 
 Deno.test("timeoutsFromEnv() reads VMRUNNER_TIMEOUT_* in seconds", () => {
   assert.deepEqual(timeoutsFromEnv({}), { hcs: {} });
@@ -153,4 +154,26 @@ Deno.test("HcsError suggests --read-only for a disk in use, and patience for a t
   });
   assert.match(late.message, /within 2 s \(0x800705B4\)/);
   assert.match(late.hint!, /vmcompute service/);
+});
+
+Deno.test("Machine.boot refuses a wait no timer can count, before it makes anything", async () => {
+  const tooLong = MAX_WAIT_MS + 1;
+  for (
+    const options of [
+      { readyTimeoutMs: tooLong },
+      { consoleTimeoutMs: -1 },
+      { timeouts: { startMs: tooLong } },
+      { timeouts: { callMs: Number.NaN } },
+    ]
+  ) {
+    await assert.rejects(
+      Machine.boot({ ...options, imageDir: "/nonexistent" }),
+      (error: unknown) => {
+        assert.ok(error instanceof RangeError, String(error));
+        assert.match(error.message, /must be from 0 to 2147483647 ms/);
+        return true;
+      },
+    );
+  }
+  assert.equal(checkWaitMs("x", MAX_WAIT_MS), MAX_WAIT_MS);
 });

@@ -7,28 +7,6 @@ import {
 } from "../../cli/options.ts";
 import { editDistance } from "../../cli/flags.ts";
 
-Deno.test("parseArgs() accepts the single-dash flags users know", () => {
-  const run = parseArgs([
-    "-memory",
-    "4096",
-    "-cpu",
-    "1",
-    "-debug",
-    "-id",
-    "x",
-    "-i",
-  ]) as RunRequest;
-  assert.equal(run.memoryMb, 4096);
-  assert.equal(run.cpus, 1);
-  assert.equal(run.debug, true);
-  assert.equal(run.id, "x");
-  assert.equal(run.interactive, true);
-  const inline = parseArgs(["-memory=64", "--cpu=1", "true"]) as RunRequest;
-  assert.equal(inline.memoryMb, 64);
-  assert.equal(inline.cpus, 1);
-  assert.deepEqual(inline.command, ["true"]);
-});
-
 Deno.test("parseArgs() leaves the guest command's own flags alone", () => {
   const run = parseArgs([
     "--memory",
@@ -79,7 +57,7 @@ Deno.test("parseArgs() prints help and the version, and runs nothing", () => {
   assert.match((list as { text: string }).text, /Usage: vmrunner list/);
 });
 
-Deno.test("parseArgs() reads the seed's command lines", () => {
+Deno.test("parseArgs() reads the seed's command lines, single-dash and GNU-style", () => {
   const run = parseArgs([
     "-memory",
     "2048",
@@ -101,6 +79,14 @@ Deno.test("parseArgs() reads the seed's command lines", () => {
   const gnu = parseArgs(["--memory", "1024", "--", "list"]) as RunRequest;
   assert.deepEqual(gnu.command, ["list"]);
   assert.equal((parseArgs(["-i"]) as RunRequest).interactive, true);
+  const shell = parseArgs(["-memory", "4096", "-id", "x", "-i"]) as RunRequest;
+  assert.equal(shell.memoryMb, 4096);
+  assert.equal(shell.id, "x");
+  assert.equal(shell.interactive, true);
+  const inline = parseArgs(["-memory=64", "--cpu=1", "true"]) as RunRequest;
+  assert.equal(inline.memoryMb, 64);
+  assert.equal(inline.cpus, 1);
+  assert.deepEqual(inline.command, ["true"]);
   assert.deepEqual(parseArgs(["list", "--all"]), { kind: "list", all: true });
   assert.deepEqual(parseArgs(["kill", "a", "b"]), {
     kind: "kill",

@@ -9,9 +9,11 @@ import { ConsoleChannel } from "../../console/channel.ts";
 import { ConsoleError, ShellSession } from "../../console/shell_session.ts";
 import {
   FakeConsole,
+  framedLines,
   frameReply,
   type GuestScript,
   probeReply,
+  runNonce,
   syncReply,
 } from "./fake_console.ts";
 
@@ -264,19 +266,14 @@ Deno.test("ShellSession keeps the output of a command that prints other runs' ma
 });
 
 Deno.test("ShellSession sends a command and its end marker as one line (os-autoinst #2952)", async () => {
-  const lines: string[] = [];
-  const guest = new FakeConsole((line, guest) => {
-    lines.push(line);
-    shellGuest()(line, guest);
-  });
+  const guest = new FakeConsole(shellGuest());
   const { channel, shell } = session(guest);
   for (const command of ["'ls' 'x'", "'echo' 'x'"]) {
     await shell.run(command, { output: () => {} });
   }
   // The function defined at set-up prints both markers around it.
-  const setUp = lines.find((line) => line.includes("__vmr_run() {"));
-  assert.match(setUp ?? "", /vmr:%s:b.*eval.*vmr:%s:e:%s/);
-  const framed = lines.filter((line) => line.startsWith("__vmr_run "));
+  assert.match(guest.typed, /__vmr_run\(\) \{.*vmr:%s:b.*eval.*vmr:%s:e:%s/);
+  const framed = framedLines(guest);
   assert.equal(framed.length, 2);
   // The command is a comment the function reads, or, for a builtin that
   // runs in place, its arguments.
@@ -286,17 +283,13 @@ Deno.test("ShellSession sends a command and its end marker as one line (os-autoi
 });
 
 Deno.test("ShellSession sends command lines in whole loads of the UART's FIFO", async () => {
-  const lines: string[] = [];
-  const guest = new FakeConsole((line, guest) => {
-    lines.push(line);
-    shellGuest()(line, guest);
-  });
+  const guest = new FakeConsole(shellGuest());
   const { channel, shell } = session(guest);
   const output = () => {};
   for (const command of ["'true'", "'echo' 'é'", "x".repeat(37), "'a'\n'b'"]) {
     await shell.run(command, { output });
   }
-  const framed = lines.filter((line) => line.startsWith("__vmr_run "));
+  const framed = framedLines(guest);
   assert.equal(framed.length, 4);
   for (const line of framed) {
     // Each line was typed with its "\n".
@@ -317,11 +310,6 @@ Deno.test("ShellSession probes again when the shell swallows the first probe (vp
   assert.ok(probes >= 2);
   await channel.close();
 });
-
-/** The nonce of a framed command line, if `line` is one. */
-function runNonce(line: string): string | undefined {
-  return line.match(/^__vmr_run ([0-9a-f]+)/)?.[1];
-}
 
 Deno.test("ShellSession reports a command that killed its loop, once the parent shell's prompt shows", async () => {
   const prompt = "root@vm:/# \x1b[6n";

@@ -18,7 +18,7 @@ import {
 } from "../../../tools/deno_flags.ts";
 import { REPO, SIM_BUILD_DIR, windowsPath } from "../../wine/paths.ts";
 
-export { VMRUNNER_PERMISSIONS, windowsPath };
+export { windowsPath };
 
 /** The repository, without a trailing slash. */
 export const ROOT = REPO;

@@ -16,7 +16,10 @@ import {
   findRuntime,
   TARGET,
 } from "../../../tools/compile.ts";
-import { VMRUNNER_V8_FLAGS } from "../../../tools/deno_flags.ts";
+import {
+  VMRUNNER_PERMISSIONS,
+  VMRUNNER_V8_FLAGS,
+} from "../../../tools/deno_flags.ts";
 import { IMAGE_FILES, release } from "../../../tools/release.ts";
 import {
   CTRL_EVENT,
@@ -147,10 +150,14 @@ Deno.test("deno compile builds the task's Windows executable from main.ts and it
     const granted = contents.match(/"permissions":(\{[^{}]*\})/)?.[1];
     assert.ok(granted, "the metadata lists permissions");
     const permissions = JSON.parse(granted);
-    for (const kind of ["ffi", "read", "write", "env"]) {
-      assert.deepEqual(permissions[`allow_${kind}`], [], granted);
+    // `--allow-x` is `allow_x: []`, `--allow-x=a,b` is `["a", "b"]`.
+    for (const flag of VMRUNNER_PERMISSIONS) {
+      const allow = flag.match(/^--allow-(\w+)(?:=(.*))?$/);
+      if (!allow) continue;
+      const [, kind, list] = allow;
+      const expected = list === undefined ? [] : list.split(",");
+      assert.deepEqual(permissions[`allow_${kind}`], expected, granted);
     }
-    assert.deepEqual(permissions.allow_sys, ["systemMemoryInfo"], granted);
     assert.equal(permissions.allow_net, null, granted);
     assert.equal(permissions.allow_run, null, granted);
     assert.equal(permissions.prompt, false, granted);
