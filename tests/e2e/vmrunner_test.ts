@@ -1,15 +1,18 @@
 /**
  * vmrunner end to end: the command line as users type it, through the
- * simulator, on the real image. Each test boots a VM (about 7 s here).
+ * simulator, on the real image. Each test boots a VM (about 7 s here),
+ * but the last, which only prints help.
  */
 
 import assert from "node:assert/strict";
 import {
   IMAGE_DIR,
+  ROOT,
   type RunResult,
   text,
   uniqueId,
   vmrunner,
+  vmrunnerCommandLine,
 } from "./helpers.ts";
 import { assertNothingLeft, calls, diskCopy } from "./lifecycle_helpers.ts";
 
@@ -174,4 +177,26 @@ Deno.test("vmrunner reports a command that killed the shell it runs in, and stil
   } finally {
     await Deno.remove(disk);
   }
+});
+
+Deno.test("vmrunner --help is no error when nobody reads it, and says so when stdout fails", async () => {
+  const sh = async (line: string) => {
+    const { stderr } = await new Deno.Command("sh", {
+      args: ["-c", line],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    return new TextDecoder().decode(stderr);
+  };
+  const help = vmrunnerCommandLine(["--help"]);
+  // The reader closes its end at once, long before Deno has started.
+  const gone = await sh(
+    `{ ${help}; echo "code=$?" >&2; } | { exec 0<&-; sleep 2; }`,
+  );
+  assert.equal(gone, "code=0\n");
+  const full = await sh(`${help} > /dev/full; echo "code=$?" >&2`);
+  assert.match(full, /Cannot write to stdout/);
+  assert.match(full, /code=1\n$/);
+  assert.doesNotMatch(full, /\.ts:\d+/, "no stack trace");
 });
