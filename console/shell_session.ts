@@ -285,8 +285,10 @@ export class ShellSession {
     // Prompts are answered only once the console is quiet, so the loop
     // looks every 100 ms rather than on every chunk.
     const ticker = setInterval(() => wake(), 100);
-    // Probe once the console settles, not into the middle of a boot.
-    let lastProbe = Date.now() - PROBE_INTERVAL_MS;
+    // Probe once the console settles, not into the middle of a boot, and
+    // not soon after an answer: a login still working on the user name
+    // would take the probe for the password.
+    let lastTyped = Date.now() - PROBE_INTERVAL_MS;
     let logins = 0;
     try {
       while (!answered) {
@@ -317,6 +319,7 @@ export class ShellSession {
         if (quiet && ASK_FIRST.test(text)) {
           this.#debug("answering the activation prompt");
           text = "";
+          lastTyped = now;
           await this.#channel.write("\r");
         } else if (quiet && PASSWORD_PROMPT.test(text)) {
           if (password === undefined) {
@@ -328,6 +331,7 @@ export class ShellSession {
           }
           this.#debug("sending the password");
           text = "";
+          lastTyped = now;
           await this.#channel.write(`${password}\r`);
         } else if (quiet && LOGIN_PROMPT.test(text)) {
           if (++logins > 3 || (logins > 1 && LOGIN_INCORRECT.test(text))) {
@@ -340,12 +344,13 @@ export class ShellSession {
           }
           this.#debug(`logging in as ${user}`);
           text = "";
+          lastTyped = now;
           await this.#channel.write(`${user}\r`);
         } else if (
-          (quiet && now - lastProbe >= PROBE_INTERVAL_MS) ||
-          now - lastProbe >= PROBE_ANYWAY_MS
+          (quiet && now - lastTyped >= PROBE_INTERVAL_MS) ||
+          now - lastTyped >= PROBE_ANYWAY_MS
         ) {
-          lastProbe = now;
+          lastTyped = now;
           await this.#channel.write(probe);
         }
         await new Promise<void>((resolve) => (wake = resolve));

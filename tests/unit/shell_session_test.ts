@@ -117,6 +117,35 @@ Deno.test("ShellSession logs in with a password and never shows it", async () =>
   await channel.close();
 });
 
+Deno.test("ShellSession types no probe while login works on the user name", async () => {
+  let state: "login" | "password" | "shell" = "login";
+  const guest = new FakeConsole((line, guest) => {
+    if (state === "login" && line === "test") {
+      state = "password";
+      // The echo at once, the password prompt a while later.
+      guest.print("test\r\n");
+      setTimeout(() => guest.print("Password: "), 700);
+      return;
+    }
+    if (state === "password") {
+      state = line === "s3cret" ? "shell" : "login";
+      return guest.print(
+        state === "shell"
+          ? "\r\ntest@vm:~$ "
+          : "\r\nLogin incorrect\r\nvm login: ",
+      );
+    }
+    if (state === "shell") return shellGuest("test@vm:~$ ")(line, guest);
+  });
+  guest.print("\r\nvm login: ");
+  const { channel, shell } = session(guest, {
+    credentials: { user: "test", password: "s3cret" },
+  });
+  await shell.ready();
+  assert.equal(state, "shell");
+  await channel.close();
+});
+
 Deno.test("ShellSession reports a rejected login by user, not password", async () => {
   const guest = new FakeConsole((line, guest) => {
     if (line === "test") return guest.print("test\r\nPassword: ");
